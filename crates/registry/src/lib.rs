@@ -1,11 +1,27 @@
 //! `ferry-registry`: the OCI distribution client and copy engine behind `ferry` and
 //! `ferry-operator`.
 //!
-//! Read a copy top-down in [`copy`]; every protocol concept has a module named after it.
+//! Read a copy top-down in [`copy`]; every protocol concept has a module named after it:
+//! [`reference`], [`digest`], [`manifest`] (the documents), [`manifests`], [`blob`], [`tags`] and
+//! [`referrers`] (the endpoints), [`auth`], [`client`] (transport, retries) and [`error`].
 
 pub mod auth;
+pub mod blob;
+pub mod client;
+pub mod copy;
 pub mod digest;
+pub mod error;
 pub mod manifest;
+pub mod manifests;
 pub mod media_type;
 pub mod reference;
+pub mod referrers;
 pub mod retry;
+pub mod tags;
+
+pub use client::{Client, ClientBuilder, Repository};
+pub use copy::{Budget, CopyOptions, CopyReport, Copier, copy};
+pub use digest::Digest;
+pub use error::{Error, ErrorCode, Result};
+pub use manifest::{Manifest, Platform};
+pub use reference::Reference;

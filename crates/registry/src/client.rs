@@ -1,0 +1,470 @@
+//! The HTTP client: one connection pool, one authorizer and one retry policy, shared by every
+//! clone. A [`Repository`] is a cheap handle onto one repository of one registry; the protocol
+//! operations live next to their concepts ([`crate::blob`], [`crate::tags`], …) as methods on it.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{HeaderName, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, Response, StatusCode};
+use serde::Serialize;
+
+use crate::auth::{
+    Authorizer, ChainCredentials, CredentialProvider, DockerConfigCredentials, Scope,
+};
+use crate::error::{Error, RequestInfo, Result, registry_error};
+use crate::reference::Reference;
+use crate::retry::{RetryPolicy, is_retryable_status, parse_retry_after};
+
+const USER_AGENT: &str = concat!("ecr-ferry/", env!("CARGO_PKG_VERSION"));
+
+/// Builds a [`Client`]. Defaults: credentials from docker's `config.json`, TLS verified
+/// against the system trust store, plain HTTP only for loopback hosts, 5 attempts per request.
+pub struct ClientBuilder {
+    insecure_hosts: Vec<String>,
+    ca_files: Vec<PathBuf>,
+    credentials: Option<Arc<dyn CredentialProvider>>,
+    docker_config: bool,
+    retry: RetryPolicy,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        Self {
+            insecure_hosts: Vec::new(),
+            ca_files: Vec::new(),
+            credentials: None,
+            docker_config: true,
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// Talk plain HTTP to this host (`host` or `host:port`). Loopback hosts never need this.
+    pub fn insecure_host(mut self, host: impl Into<String>) -> Self {
+        self.insecure_hosts.push(host.into());
+        self
+    }
+
+    /// Trust the CA certificates in this PEM file in addition to the system's.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_files.push(path.into());
+        self
+    }
+
+    /// Where credentials come from; consulted before docker's `config.json` (unless that is
+    /// turned off with [`docker_config`](Self::docker_config)).
+    pub fn credentials(mut self, provider: Arc<dyn CredentialProvider>) -> Self {
+        self.credentials = Some(provider);
+        self
+    }
+
+    pub fn docker_config(mut self, enabled: bool) -> Self {
+        self.docker_config = enabled;
+        self
+    }
+
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    pub fn build(self) -> Result<Client> {
+        let mut http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(self.read_timeout)
+            .tcp_nodelay(true);
+        for path in &self.ca_files {
+            let pem = std::fs::read(path).map_err(|e| {
+                Error::Config(format!("cannot read CA file {}: {e}", path.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::Config(format!("CA file {} holds no PEM certificates: {e}", path.display()))
+            })?;
+            http = http.tls_certs_merge(certs);
+        }
+        let http = http
+            .build()
+            .map_err(|e| Error::Config(format!("cannot set up the HTTP client: {e}")))?;
+
+        let mut providers: Vec<Arc<dyn CredentialProvider>> = Vec::new();
+        providers.extend(self.credentials);
+        if self.docker_config {
+            providers.push(Arc::new(DockerConfigCredentials::new()));
+        }
+        let provider: Arc<dyn CredentialProvider> = Arc::new(ChainCredentials::new(providers));
+
+        Ok(Client {
+            inner: Arc::new(Inner {
+                authorizer: Authorizer::new(provider, http.clone()),
+                http,
+                insecure: self.insecure_hosts.into_iter().collect(),
+                retry: self.retry,
+            }),
+        })
+    }
+}
+
+/// A registry client. Clones share the connection pool, the credential provider and the token
+/// cache, so one client serves any number of concurrent copies.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    authorizer: Authorizer,
+    insecure: HashSet<String>,
+    retry: RetryPolicy,
+}
+
+impl Client {
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A handle on the repository `reference` names (its tag and digest are ignored).
+    pub fn repository(&self, reference: &Reference) -> Repository {
+        let host = reference.api_host().to_string();
+        let scheme = if self.is_plain_http(&host) {
+            "http"
+        } else {
+            "https"
+        };
+        Repository {
+            base: format!("{scheme}://{host}/v2/{}", reference.repository()),
+            client: self.clone(),
+            registry: reference.registry().to_string(),
+            host,
+            name: reference.repository().to_string(),
+            counters: Arc::new(RequestCounters::default()),
+        }
+    }
+
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.inner.retry
+    }
+
+    fn is_plain_http(&self, host: &str) -> bool {
+        self.inner.insecure.contains(host)
+            || self.inner.insecure.contains(strip_port(host))
+            || is_loopback_host(host)
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+/// Loopback registries are test rigs and local mirrors: TLS there only gets in the way.
+pub fn is_loopback_host(host: &str) -> bool {
+    let name = strip_port(host);
+    name == "localhost"
+        || name
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+/// Requests sent, by method: what a copy cost, as the report shows it.
+#[derive(Debug, Default)]
+pub struct RequestCounters {
+    get: AtomicU64,
+    head: AtomicU64,
+    put: AtomicU64,
+    post: AtomicU64,
+    patch: AtomicU64,
+    delete: AtomicU64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RequestCounts {
+    pub get: u64,
+    pub head: u64,
+    pub put: u64,
+    pub post: u64,
+    pub patch: u64,
+    pub delete: u64,
+}
+
+impl RequestCounts {
+    pub fn total(&self) -> u64 {
+        self.get + self.head + self.put + self.post + self.patch + self.delete
+    }
+}
+
+impl RequestCounters {
+    fn record(&self, method: &Method) {
+        let counter = match *method {
+            Method::GET => &self.get,
+            Method::HEAD => &self.head,
+            Method::PUT => &self.put,
+            Method::POST => &self.post,
+            Method::PATCH => &self.patch,
+            Method::DELETE => &self.delete,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> RequestCounts {
+        RequestCounts {
+            get: self.get.load(Ordering::Relaxed),
+            head: self.head.load(Ordering::Relaxed),
+            put: self.put.load(Ordering::Relaxed),
+            post: self.post.load(Ordering::Relaxed),
+            patch: self.patch.load(Ordering::Relaxed),
+            delete: self.delete.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A request body. Byte bodies are replayed on retry; a stream is sent once (a failed streamed
+/// upload is restarted from scratch by the caller, which can reopen the source).
+pub(crate) enum Body {
+    Empty,
+    Bytes(Bytes),
+    Stream(Option<reqwest::Body>),
+}
+
+pub(crate) struct Request {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(HeaderName, String)>,
+    pub body: Body,
+    pub scopes: Vec<Scope>,
+}
+
+impl Request {
+    pub fn new(method: Method, url: String, scopes: Vec<Scope>) -> Self {
+        Self {
+            method,
+            url,
+            headers: Vec::new(),
+            body: Body::Empty,
+            scopes,
+        }
+    }
+
+    pub fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn body(mut self, body: Body) -> Self {
+        self.body = body;
+        self
+    }
+
+    pub fn info(&self) -> RequestInfo {
+        RequestInfo {
+            method: self.method.to_string(),
+            url: self.url.clone(),
+        }
+    }
+}
+
+/// One repository on one registry. Cheap to clone; clones share request counters.
+#[derive(Clone)]
+pub struct Repository {
+    client: Client,
+    registry: String,
+    host: String,
+    name: String,
+    base: String,
+    counters: Arc<RequestCounters>,
+}
+
+impl Repository {
+    /// The registry as named in references (`docker.io`), which is what credentials are keyed by.
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// The host the API is served from (`registry-1.docker.io`).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Counts this handle's requests into `counters` (shared with other handles of one copy).
+    pub fn with_counters(mut self, counters: Arc<RequestCounters>) -> Self {
+        self.counters = counters;
+        self
+    }
+
+    pub fn counters(&self) -> &Arc<RequestCounters> {
+        &self.counters
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// `scheme://host/v2/<name><path>`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Resolves an upload `Location`, which registries may send relative to the host.
+    pub(crate) fn resolve(&self, location: &str) -> Result<url::Url> {
+        let base = url::Url::parse(&self.base)
+            .map_err(|e| Error::Config(format!("bad registry URL {}: {e}", self.base)))?;
+        base.join(location)
+            .map_err(|e| Error::Other(format!("registry sent a bad Location {location:?}: {e}")))
+    }
+
+    pub(crate) fn pull_scope(&self) -> Vec<Scope> {
+        vec![Scope::pull(&self.name)]
+    }
+
+    pub(crate) fn push_scope(&self) -> Vec<Scope> {
+        vec![Scope::push(&self.name)]
+    }
+
+    /// Sends a request with authentication and retries. Returns the response whatever its
+    /// status once retries are spent, so callers decide what a 404 means; see [`expect`].
+    pub(crate) async fn send(&self, mut request: Request) -> Result<Response> {
+        let inner = &self.client.inner;
+        let policy = &inner.retry;
+        let replayable = !matches!(request.body, Body::Stream(_));
+        let mut attempt = 1;
+        let mut reauthenticated = false;
+        loop {
+            let auth = inner
+                .authorizer
+                .authorization(&self.registry, &self.host, &request.scopes)
+                .await?;
+            let mut builder = inner.http.request(request.method.clone(), &request.url);
+            for (name, value) in &request.headers {
+                builder = builder.header(name, value);
+            }
+            if let Some(auth) = auth {
+                builder = builder.header(reqwest::header::AUTHORIZATION, auth);
+            }
+            builder = match &mut request.body {
+                Body::Empty => builder,
+                Body::Bytes(bytes) => builder.body(bytes.clone()),
+                Body::Stream(stream) => match stream.take() {
+                    Some(body) => builder.body(body),
+                    None => {
+                        return Err(Error::Other(format!(
+                            "{}: a streamed body cannot be sent twice",
+                            request.info()
+                        )));
+                    }
+                },
+            };
+            self.counters.record(&request.method);
+            tracing::trace!(method = %request.method, url = %request.url, attempt, "request");
+
+            let response = match builder.send().await {
+                Ok(response) => response,
+                Err(source) => {
+                    let error = Error::Transport {
+                        request: request.info(),
+                        source,
+                    };
+                    if replayable && error.is_retryable() && policy.should_retry(attempt) {
+                        let delay = policy.delay(attempt, None);
+                        tracing::debug!(%error, ?delay, "retrying after a transport error");
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(error);
+                }
+            };
+
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED && !reauthenticated && replayable {
+                let challenge = response
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                inner
+                    .authorizer
+                    .challenged(
+                        &self.registry,
+                        &self.host,
+                        &request.scopes,
+                        challenge.as_deref(),
+                        &request.info(),
+                    )
+                    .await?;
+                reauthenticated = true;
+                continue;
+            }
+            if is_retryable_status(status.as_u16()) && replayable && policy.should_retry(attempt) {
+                let retry_after = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+                let delay = policy.delay(attempt, retry_after);
+                tracing::debug!(%status, url = %request.url, ?delay, "retrying");
+                drop(response);
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+                continue;
+            }
+            return Ok(response);
+        }
+    }
+}
+
+/// Passes responses with one of the `expected` statuses; turns any other into the registry's
+/// error (with its code and message).
+pub(crate) async fn expect(
+    response: Response,
+    info: RequestInfo,
+    expected: &[StatusCode],
+) -> Result<Response> {
+    if expected.contains(&response.status()) {
+        return Ok(response);
+    }
+    let status = response.status().as_u16();
+    let body = response.bytes().await.unwrap_or_default();
+    Err(registry_error(info, status, &body))
+}
+
+pub(crate) fn header_str<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_use_plain_http() {
+        for host in ["localhost", "localhost:5000", "127.0.0.1:5000", "127.1.2.3", "[::1]:5000"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in ["registry.example.com", "10.0.0.1:5000", "[2001:db8::1]:443", "localhost.evil.com"] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+}

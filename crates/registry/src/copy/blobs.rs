@@ -1,0 +1,174 @@
+//! Moving one blob from a source repository to a destination repository.
+//!
+//! In order of cost: already at the destination (one `HEAD`), mountable from a repository on
+//! the same registry (one `POST`), or streamed source → destination through memory in chunks —
+//! never a whole layer in memory, never a temp file — with the digest verified on the way.
+//! A failed transfer is restarted from scratch: upload sessions are not resumable on ECR.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::TryStreamExt;
+use tokio::sync::OnceCell;
+
+use super::report::{BlobOutcome, Progress};
+use super::{Budget, Ctx};
+use crate::blob::MountOutcome;
+use crate::client::Repository;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+
+type Slot = Arc<OnceCell<BlobOutcome>>;
+
+/// Blobs already handled in this run, shared by every copy of one [`Copier`](super::Copier):
+/// a layer shared by three platforms, or by two images, moves once.
+#[derive(Default)]
+pub(crate) struct BlobLedger {
+    /// (destination host, repository, digest) → how it got there.
+    done: Mutex<HashMap<(String, String, Digest), Slot>>,
+    /// (destination host, digest) → a repository there that has it, to mount from.
+    homes: Mutex<HashMap<(String, Digest), String>>,
+}
+
+impl BlobLedger {
+    fn slot(&self, dst: &Repository, digest: &Digest) -> Slot {
+        let key = (dst.host().to_string(), dst.name().to_string(), digest.clone());
+        match self.done.lock() {
+            Ok(mut map) => map.entry(key).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
+    }
+
+    fn home(&self, dst: &Repository, digest: &Digest) -> Option<String> {
+        let map = self.homes.lock().ok()?;
+        map.get(&(dst.host().to_string(), digest.clone()))
+            .filter(|repo| repo.as_str() != dst.name())
+            .cloned()
+    }
+
+    fn settle(&self, dst: &Repository, digest: &Digest) {
+        if let Ok(mut map) = self.homes.lock() {
+            map.entry((dst.host().to_string(), digest.clone()))
+                .or_insert_with(|| dst.name().to_string());
+        }
+    }
+}
+
+/// Ensures `digest` is in the destination repository, once per run.
+pub(crate) async fn ensure_blob(ctx: &Ctx<'_>, digest: &Digest, size: u64) -> Result<BlobOutcome> {
+    let slot = ctx.ledger.slot(&ctx.dst, digest);
+    let outcome = *slot
+        .get_or_try_init(|| async {
+            let outcome = move_blob(ctx, digest, size).await?;
+            if !ctx.dry_run {
+                ctx.ledger.settle(&ctx.dst, digest);
+            }
+            ctx.tally.blob(outcome, size);
+            if let Some(progress) = &ctx.progress {
+                progress.blob_finished(digest, size, outcome);
+            }
+            Ok::<_, Error>(outcome)
+        })
+        .await?;
+    Ok(outcome)
+}
+
+async fn move_blob(ctx: &Ctx<'_>, digest: &Digest, size: u64) -> Result<BlobOutcome> {
+    let _permit = ctx.budget.acquire().await?;
+    if ctx.dst.head_blob(digest).await?.is_some() {
+        return Ok(BlobOutcome::Skipped);
+    }
+    // Same registry: the source repository itself; otherwise a repository this run already
+    // uploaded the blob to.
+    let mount_from = if ctx.same_registry && ctx.src.name() != ctx.dst.name() {
+        Some(ctx.src.name().to_string())
+    } else {
+        ctx.ledger.home(&ctx.dst, digest)
+    };
+    if ctx.dry_run {
+        return Ok(if mount_from.is_some() {
+            BlobOutcome::Mounted
+        } else {
+            BlobOutcome::Uploaded
+        });
+    }
+
+    let policy = ctx.dst.client().retry_policy().clone();
+    let mut attempt = 1;
+    loop {
+        match transfer_once(ctx, digest, size, mount_from.as_deref()).await {
+            Ok(outcome) => return Ok(outcome),
+            Err(error) if error.is_retryable() && policy.should_retry(attempt) => {
+                let delay = policy.delay(attempt, None);
+                tracing::warn!(%digest, %error, ?delay, attempt, "blob transfer failed; restarting it");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+async fn transfer_once(
+    ctx: &Ctx<'_>,
+    digest: &Digest,
+    size: u64,
+    mount_from: Option<&str>,
+) -> Result<BlobOutcome> {
+    let location = match mount_from {
+        Some(from) => match ctx.dst.mount_blob(digest, from).await? {
+            MountOutcome::Mounted => return Ok(BlobOutcome::Mounted),
+            // Mounting refused (ECR without BLOB_MOUNTING, or not there after all): the
+            // registry opened a normal session, which the upload below reuses.
+            MountOutcome::Upload(location) => Some(location),
+        },
+        None => None,
+    };
+
+    let source = ctx.src.get_blob(digest, Some(size)).await?;
+    let location = match location {
+        Some(location) => location,
+        None => ctx.dst.start_upload().await?,
+    };
+    if let Some(progress) = &ctx.progress {
+        progress.blob_started(digest, size);
+    }
+
+    // reqwest reports a failing body stream as an opaque "error sending request"; keep our own
+    // error (a digest mismatch, a reset source) to report the real cause.
+    let failure: Arc<Mutex<Option<Error>>> = Arc::default();
+    let progress: Option<Arc<dyn Progress>> = ctx.progress.clone();
+    let body_failure = failure.clone();
+    let advancing = digest.clone();
+    let stream = source
+        .inspect_ok(move |chunk| {
+            if let Some(p) = &progress {
+                p.blob_advanced(&advancing, chunk.len() as u64);
+            }
+        })
+        .map_err(move |error| {
+            let message = error.to_string();
+            if let Ok(mut slot) = body_failure.lock() {
+                slot.get_or_insert(error);
+            }
+            std::io::Error::other(message)
+        });
+    let body = reqwest::Body::wrap_stream(stream);
+
+    match ctx.dst.finish_upload(location, digest, size, body).await {
+        Ok(()) => Ok(BlobOutcome::Uploaded),
+        Err(put_error) => {
+            let source_error = failure.lock().ok().and_then(|mut slot| slot.take());
+            Err(source_error.unwrap_or(put_error))
+        }
+    }
+}
+
+impl Budget {
+    async fn acquire(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        self.0
+            .acquire()
+            .await
+            .map_err(|_| Error::Other("the concurrency budget was closed".into()))
+    }
+}
