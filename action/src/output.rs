@@ -44,7 +44,11 @@ pub fn short_media_type(media_type: &str) -> &str {
 
 pub fn copy_summary(report: &CopyReport) -> String {
     let mut out = String::new();
-    let verb = if report.dry_run { "Would copy" } else { "Copied" };
+    let verb = if report.dry_run {
+        "Would copy"
+    } else {
+        "Copied"
+    };
     let _ = writeln!(out, "{verb} {} -> {}", report.source, report.destination);
     let _ = writeln!(
         out,

@@ -22,6 +22,5 @@ pub fn client(args: &RegistryArgs) -> anyhow::Result<Client> {
     if let Some(ca) = &args.ca_file {
         builder = builder.ca_file(ca.clone());
     }
-    builder.build()
-        .context("cannot set up the registry client")
+    builder.build().context("cannot set up the registry client")
 }

@@ -58,10 +58,12 @@ impl Repository {
         let info = request.info();
         let response = self.send(request).await?;
         let response = expect(response, info.clone(), &[StatusCode::OK]).await?;
-        let bytes = response.bytes_stream().map_err(move |source| Error::Transport {
-            request: info.clone(),
-            source,
-        });
+        let bytes = response
+            .bytes_stream()
+            .map_err(move |source| Error::Transport {
+                request: info.clone(),
+                source,
+            });
         Ok(Box::pin(verify_stream(bytes, digest.clone(), size)))
     }
 
@@ -73,12 +75,8 @@ impl Repository {
 
     /// Opens an upload session (`POST /blobs/uploads/`) and returns where to send the data.
     pub async fn start_upload(&self) -> Result<url::Url> {
-        let request = Request::new(
-            Method::POST,
-            self.url("/blobs/uploads/"),
-            self.push_scope(),
-        )
-        .header(CONTENT_LENGTH, "0");
+        let request = Request::new(Method::POST, self.url("/blobs/uploads/"), self.push_scope())
+            .header(CONTENT_LENGTH, "0");
         let info = request.info();
         let response = self.send(request).await?;
         let response = expect(response, info.clone(), &[StatusCode::ACCEPTED]).await?;

@@ -90,7 +90,10 @@ impl ClientBuilder {
                 Error::Config(format!("cannot read CA file {}: {e}", path.display()))
             })?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::Config(format!("CA file {} holds no PEM certificates: {e}", path.display()))
+                Error::Config(format!(
+                    "CA file {} holds no PEM certificates: {e}",
+                    path.display()
+                ))
             })?;
             http = http.tls_certs_merge(certs);
         }
@@ -460,10 +463,21 @@ mod tests {
 
     #[test]
     fn loopback_hosts_use_plain_http() {
-        for host in ["localhost", "localhost:5000", "127.0.0.1:5000", "127.1.2.3", "[::1]:5000"] {
+        for host in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+        ] {
             assert!(is_loopback_host(host), "{host}");
         }
-        for host in ["registry.example.com", "10.0.0.1:5000", "[2001:db8::1]:443", "localhost.evil.com"] {
+        for host in [
+            "registry.example.com",
+            "10.0.0.1:5000",
+            "[2001:db8::1]:443",
+            "localhost.evil.com",
+        ] {
             assert!(!is_loopback_host(host), "{host}");
         }
     }

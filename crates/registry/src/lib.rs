@@ -20,7 +20,7 @@ pub mod retry;
 pub mod tags;
 
 pub use client::{Client, ClientBuilder, Repository};
-pub use copy::{Budget, CopyOptions, CopyReport, Copier, copy};
+pub use copy::{Budget, Copier, CopyOptions, CopyReport, copy};
 pub use digest::Digest;
 pub use error::{Error, ErrorCode, Result};
 pub use manifest::{Manifest, Platform};

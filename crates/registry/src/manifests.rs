@@ -147,13 +147,20 @@ impl Repository {
         .body(Body::Bytes(raw));
         let info = request.info();
         let response = self.send(request).await?;
-        let response = expect(response, info.clone(), &[StatusCode::CREATED, StatusCode::OK]).await?;
+        let response = expect(
+            response,
+            info.clone(),
+            &[StatusCode::CREATED, StatusCode::OK],
+        )
+        .await?;
         if let Some(returned) = header_str(&response, "docker-content-digest")
             && returned != digest.as_str()
         {
             return Err(Error::Protocol {
                 request: info,
-                reason: format!("stored the manifest as {returned}, but its bytes hash to {digest}"),
+                reason: format!(
+                    "stored the manifest as {returned}, but its bytes hash to {digest}"
+                ),
             });
         }
         Ok(PushedManifest {

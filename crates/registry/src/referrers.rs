@@ -28,8 +28,8 @@ impl Repository {
         .header(ACCEPT, OCI_INDEX);
         let info = request.info();
         let response = self.send(request).await?;
-        let is_index = header_str(&response, "content-type")
-            .is_some_and(|ct| ct.starts_with(OCI_INDEX));
+        let is_index =
+            header_str(&response, "content-type").is_some_and(|ct| ct.starts_with(OCI_INDEX));
         // A registry with the API answers 200 with an index (possibly empty); anything else
         // means it has no such endpoint.
         if response.status() == StatusCode::OK && is_index {

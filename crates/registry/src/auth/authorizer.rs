@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use super::CredentialProvider;
 use super::challenge::{Challenge, parse_www_authenticate};
 use super::credentials::Credentials;
 use super::scope::{Scope, scopes_key};
-use super::CredentialProvider;
 use crate::error::{Error, RequestInfo, Result};
 
 /// What a host asked for when it challenged us.
@@ -98,11 +98,10 @@ impl Authorizer {
             registry: registry.to_string(),
             reason: format!("{request} answered 401 without a WWW-Authenticate challenge"),
         })?;
-        let challenges =
-            parse_www_authenticate(header).map_err(|source| Error::Challenge {
-                request: request.clone(),
-                source,
-            })?;
+        let challenges = parse_www_authenticate(header).map_err(|source| Error::Challenge {
+            request: request.clone(),
+            source,
+        })?;
         let scheme = challenges
             .iter()
             .find_map(|c| match c {
@@ -120,7 +119,9 @@ impl Authorizer {
             })
             .ok_or_else(|| Error::Auth {
                 registry: registry.to_string(),
-                reason: format!("{request} asked for an unsupported authentication scheme: {header}"),
+                reason: format!(
+                    "{request} asked for an unsupported authentication scheme: {header}"
+                ),
             })?;
 
         let previous = self
@@ -276,10 +277,11 @@ impl Authorizer {
             )));
         }
         let started = Instant::now();
-        let body: TokenResponse = response
-            .json()
-            .await
-            .map_err(|e| auth_error(format!("token service {realm} sent an unreadable token: {e}")))?;
+        let body: TokenResponse = response.json().await.map_err(|e| {
+            auth_error(format!(
+                "token service {realm} sent an unreadable token: {e}"
+            ))
+        })?;
         let value = body
             .token
             .or(body.access_token)

@@ -47,7 +47,10 @@ mod tests {
 
     #[test]
     fn formats_like_the_token_spec() {
-        assert_eq!(Scope::pull("library/nginx").to_string(), "repository:library/nginx:pull");
+        assert_eq!(
+            Scope::pull("library/nginx").to_string(),
+            "repository:library/nginx:pull"
+        );
         assert_eq!(Scope::push("a/b").to_string(), "repository:a/b:pull,push");
     }
 

@@ -32,7 +32,11 @@ pub(crate) struct BlobLedger {
 
 impl BlobLedger {
     fn slot(&self, dst: &Repository, digest: &Digest) -> Slot {
-        let key = (dst.host().to_string(), dst.name().to_string(), digest.clone());
+        let key = (
+            dst.host().to_string(),
+            dst.name().to_string(),
+            digest.clone(),
+        );
         match self.done.lock() {
             Ok(mut map) => map.entry(key).or_default().clone(),
             Err(_) => Arc::default(),

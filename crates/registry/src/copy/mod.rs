@@ -31,11 +31,10 @@ use crate::manifest::{Descriptor, Manifest, Platform, descriptor_digest, filter_
 use crate::reference::Reference;
 
 use blobs::BlobLedger;
-pub use report::{
-    BlobOutcome, CopyReport, ManifestEntry, ManifestOutcome, Progress, TagEntry, TagOutcome,
-    Totals,
-};
 use report::Tally;
+pub use report::{
+    BlobOutcome, CopyReport, ManifestEntry, ManifestOutcome, Progress, TagEntry, TagOutcome, Totals,
+};
 
 /// How many blob transfers may run at once. Clone it into several copies' options to share one
 /// budget between them (the operator copies for many resources at once).
@@ -201,7 +200,11 @@ impl Copier {
 /// The destination reference's tag plus the extra tags, without duplicates.
 fn destination_tags(dst: &Reference, extra: &[String]) -> Vec<String> {
     let mut tags: Vec<String> = Vec::new();
-    for tag in dst.tag().into_iter().chain(extra.iter().map(String::as_str)) {
+    for tag in dst
+        .tag()
+        .into_iter()
+        .chain(extra.iter().map(String::as_str))
+    {
         if !tags.iter().any(|t| t == tag) {
             tags.push(tag.to_string());
         }
@@ -237,7 +240,13 @@ fn copy_contents<'a>(
 ) -> BoxFuture<'a, Result<Vec<ManifestEntry>>> {
     Box::pin(async move {
         if manifest.is_index() {
-            try_join_all(manifest.children().iter().map(|child| copy_child(ctx, child))).await
+            try_join_all(
+                manifest
+                    .children()
+                    .iter()
+                    .map(|child| copy_child(ctx, child)),
+            )
+            .await
         } else {
             try_join_all(manifest.blobs().into_iter().map(|blob| async move {
                 let digest = descriptor_digest(blob)?;

@@ -16,8 +16,16 @@ use crate::media_type::OCI_INDEX;
 /// Signatures of attestations of an image are common; deeper chains are not.
 const MAX_DEPTH: usize = 3;
 
-pub(crate) async fn copy_referrers(ctx: &Ctx<'_>, subjects: &[Digest]) -> Result<Vec<ManifestEntry>> {
-    let lists = try_join_all(subjects.iter().map(|s| copy_referrers_of(ctx, s.clone(), 0))).await?;
+pub(crate) async fn copy_referrers(
+    ctx: &Ctx<'_>,
+    subjects: &[Digest],
+) -> Result<Vec<ManifestEntry>> {
+    let lists = try_join_all(
+        subjects
+            .iter()
+            .map(|s| copy_referrers_of(ctx, s.clone(), 0)),
+    )
+    .await?;
     Ok(lists.into_iter().flatten().collect())
 }
 
@@ -66,7 +74,11 @@ fn copy_referrers_of<'a>(
 }
 
 /// Merges `descriptors` into the destination's `sha256-<hex>` index for `subject`.
-async fn update_tag_index(ctx: &Ctx<'_>, subject: &Digest, descriptors: &[Descriptor]) -> Result<()> {
+async fn update_tag_index(
+    ctx: &Ctx<'_>,
+    subject: &Digest,
+    descriptors: &[Descriptor],
+) -> Result<()> {
     let tag = subject.tag_schema();
     let mut merged: Vec<Descriptor> = match ctx.dst.fetch_manifest(&tag).await? {
         Some(existing) if existing.is_index() => existing.children().to_vec(),
