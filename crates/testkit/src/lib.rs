@@ -1,1 +1,24 @@
-//! test rig
+//! Test rig for ecr-ferry: real `docker-registry` processes, a distribution token issuer, a
+//! fault-injecting reverse proxy, reproducible image builders and skopeo helpers.
+//!
+//! Deliberately independent of `ferry-registry`: this is the yardstick ferry is measured
+//! against, so it speaks the distribution protocol with its own small code.
+
+pub mod image;
+mod layout;
+pub mod proxy;
+pub mod push;
+pub mod registry;
+mod server;
+pub mod skopeo;
+pub mod token;
+mod util;
+
+pub use image::{
+    Artifact, Blob, BuiltImage, ImageFormat, ImageSpec, SingleImage, build, build_artifact,
+    build_single,
+};
+pub use proxy::{Fault, FaultAction, FaultProxy, Recorded};
+pub use registry::{RegistryAuth, RegistryOptions, TestRegistry};
+pub use skopeo::sha256_digest;
+pub use token::{TokenConfig, TokenIssuer, TokenRequest};
