@@ -12,6 +12,11 @@ pub fn one_line(error: &anyhow::Error) -> String {
         if !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
+        // The registry crate's messages already carry the useful part of their causes; the
+        // HTTP stack's own layers below them only repeat the URL.
+        if cause.downcast_ref::<ferry_registry::Error>().is_some() {
+            break;
+        }
     }
     parts.join(": ").replace('\n', " ")
 }

@@ -154,20 +154,33 @@ pub enum Error {
     Other(String),
 }
 
-/// reqwest's Display stops at the outermost layer ("error sending request"); the cause a user
-/// can act on ("connection refused") is further down the chain.
+/// reqwest's Display stops at the outermost layer ("error sending request for url (…)"); the
+/// cause a user can act on ("Connection refused") is at the bottom of the chain.
 fn transport_cause(err: &reqwest::Error) -> String {
-    let mut out = err.to_string();
+    let mut causes: Vec<String> = Vec::new();
     let mut source = std::error::Error::source(err);
     while let Some(s) = source {
         let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
+        if !text.starts_with("client error (")
+            && !text.starts_with("error sending request")
+            && !causes.iter().any(|c| c.contains(&text))
+        {
+            causes.push(text);
         }
         source = s.source();
     }
-    out
+    let detail = if causes.is_empty() {
+        err.to_string()
+    } else {
+        causes.join(": ")
+    };
+    if err.is_timeout() {
+        format!("timed out: {detail}")
+    } else if err.is_connect() {
+        format!("cannot connect: {detail}")
+    } else {
+        detail
+    }
 }
 
 impl Error {
