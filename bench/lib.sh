@@ -1,0 +1,235 @@
+# Shared helpers for the bench/*.sh benchmarks. Source it from a script that runs under
+# `set -euo pipefail`:
+#
+#   . "$(dirname "$0")/lib.sh"
+#   bench_init copy          # work dir, cleanup trap, LC_ALL=C
+#   bench_build              # release ferry + ferry-testkit; sets $BIN
+#   bench_start_registry src # sets REG_HOST[src], REG_DIR[src]
+#   bench_measure LABEL -- CMD...   # one measured run; sets M_WALL M_CPU M_RSS_KB M_REQ ...
+#
+# Every measured run goes through bench_measure, so all tools are timed the same way:
+#   - wall: bash $EPOCHREALTIME around `/usr/bin/time` (ms resolution; GNU time's own %e has only
+#     10 ms), CPU: %U + %S, peak RSS: %M (KB) — all from `/usr/bin/time -f`;
+#   - requests: access-log lines that reached every registry started with bench_start_registry
+#     during the run (line counts before/after, after the logs stop growing);
+#   - skopeo's blob-info cache is a fresh, private directory (BENCH_SKOPEO_CACHE) so that a "cold"
+#     skopeo copy cannot cross-repo-mount layers it pushed to another repository in an earlier
+#     round. As root that cache lives at /var/lib/containers/cache, so the run happens in a
+#     private mount namespace with a bind mount over it; otherwise XDG_DATA_HOME does it.
+#
+# Knob: KEEP=1 keeps the work dir (registries' storage, config, access logs, per-run outputs).
+
+export LC_ALL=C
+
+BENCH_NAME=bench
+BENCH_WORK=
+BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=
+declare -A REG_HOST=() REG_DIR=() REG_PID=()
+BENCH_REGS=()
+BENCH_ISOLATE=none # how skopeo's blob-info cache is isolated: bind | xdg | none
+BENCH_SKOPEO_CACHE=
+BENCH_RUN_SEQ=0
+
+bench_log() { echo "$BENCH_NAME: $*" >&2; }
+bench_die() { echo "$BENCH_NAME: error: $*" >&2; exit 1; }
+
+bench_init() { # $1: name used in messages and the work dir prefix
+  BENCH_NAME=$1
+  for tool in docker-registry skopeo cargo; do
+    command -v "$tool" >/dev/null || bench_die "needs $tool on PATH"
+  done
+  [[ -x /usr/bin/time ]] || bench_die "needs GNU time at /usr/bin/time (apt-get install time)"
+  BENCH_WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-$BENCH_NAME.XXXXXX")
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  bench_detect_isolation
+}
+
+bench_cleanup() {
+  local rc=$? name pid
+  set +e
+  for name in "${BENCH_REGS[@]}"; do
+    pid=${REG_PID[$name]:-}
+    [[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null
+  done
+  for name in "${BENCH_REGS[@]}"; do
+    pid=${REG_PID[$name]:-}
+    [[ -n $pid ]] && wait "$pid" 2>/dev/null
+  done
+  if [[ -n $BENCH_WORK && -d $BENCH_WORK ]]; then
+    if [[ ${KEEP:-0} == 1 ]]; then
+      bench_log "kept work dir $BENCH_WORK"
+    else
+      rm -rf "$BENCH_WORK"
+    fi
+  fi
+  exit "$rc"
+}
+
+bench_build() {
+  bench_log "building release binaries…"
+  (cd "$BENCH_ROOT" && cargo build --release --quiet -p ferry-action -p ferry-testkit) \
+    || bench_die "cargo build failed"
+  BIN=${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/release
+  [[ -x $BIN/ferry && -x $BIN/ferry-testkit ]] || bench_die "no ferry / ferry-testkit in $BIN"
+}
+
+# Starts `ferry-testkit registry --dir WORK/NAME` in the background and waits for `host=`.
+bench_start_registry() { # $1: name
+  local name=$1 dir=$BENCH_WORK/$1 host= _
+  mkdir -p "$dir"
+  "$BIN/ferry-testkit" registry --dir "$dir" >"$dir.out" 2>"$dir.err" &
+  REG_PID[$name]=$!
+  BENCH_REGS+=("$name")
+  for _ in $(seq 300); do
+    host=$(sed -n 's/^host=//p' "$dir.out")
+    [[ -n $host ]] && break
+    kill -0 "${REG_PID[$name]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ -z $host ]]; then
+    cat "$dir.err" >&2
+    bench_die "registry $name did not start"
+  fi
+  REG_HOST[$name]=$host
+  REG_DIR[$name]=$dir
+}
+
+# Access-log lines (one per request) in a registry's log so far. The log also holds the
+# registry's app log ("response completed" lines etc.), which this pattern skips.
+bench_reg_requests() { # $1: name
+  grep -cE '^[^ ]+ - [^ ]+ \[[^]]+\] "[A-Z]+ [^ ]+ HTTP/[0-9.]+" [0-9]{3} ' \
+    "${REG_DIR[$1]}/registry.log" || true
+}
+
+# Space-separated access-log line counts of all registries, in BENCH_REGS order.
+bench_req_snapshot() {
+  local name out=()
+  for name in "${BENCH_REGS[@]}"; do out+=("$(bench_reg_requests "$name")"); done
+  echo "${out[*]}"
+}
+
+# The registry writes an access-log line when its handler returns, which can be just after the
+# client saw the response and exited: wait until the counts stop changing.
+bench_req_settled() {
+  local a b
+  a=$(bench_req_snapshot)
+  while :; do
+    sleep 0.1
+    b=$(bench_req_snapshot)
+    [[ $a == "$b" ]] && break
+    a=$b
+  done
+  echo "$b"
+}
+
+bench_detect_isolation() {
+  local probe=$BENCH_WORK/isolation-probe
+  mkdir -p "$probe"
+  if [[ $(id -u) == 0 ]]; then
+    mkdir -p /var/lib/containers/cache 2>/dev/null || true
+    if command -v unshare >/dev/null \
+      && unshare -m --propagation private \
+        sh -c "mount --bind '$probe' /var/lib/containers/cache" 2>/dev/null; then
+      BENCH_ISOLATE=bind
+    else
+      BENCH_ISOLATE=none
+      bench_log "warning: cannot isolate skopeo's blob-info cache (no mount namespace);" \
+        "skopeo's later cold rounds may cross-repo-mount instead of uploading"
+    fi
+  else
+    BENCH_ISOLATE=xdg
+  fi
+}
+
+# A fresh, empty blob-info cache for the skopeo runs that follow.
+bench_new_skopeo_cache() { # $1: name
+  BENCH_SKOPEO_CACHE=$BENCH_WORK/skopeo-cache-$1
+  mkdir -p "$BENCH_SKOPEO_CACHE/containers/cache"
+}
+
+# Runs inside the (optional) mount namespace: bind the cache, time the command.
+# shellcheck disable=SC2016
+BENCH_INNER='
+set -u
+if [[ -n ${BENCH_BIND:-} ]]; then
+  mount --bind "$BENCH_BIND" /var/lib/containers/cache || exit 125
+fi
+out=$1 err=$2 tf=$3 wf=$4; shift 4
+s=$EPOCHREALTIME
+/usr/bin/time -f "%e %U %S %M" -o "$tf" "$@" >"$out" 2>"$err"
+rc=$?
+e=$EPOCHREALTIME
+echo "$s $e" >"$wf"
+exit $rc
+'
+
+# One measured run. Aborts the script, showing the tool's stderr, if the command fails.
+# Sets M_WALL (s), M_CPU (s), M_RSS_KB, M_REQ (all registries), M_REQ_BY ("name=N ..."),
+# M_OUT / M_ERR (files with the command's stdout / stderr).
+bench_measure() { # LABEL -- CMD...
+  local label=$1
+  shift
+  [[ $1 == -- ]] && shift
+  BENCH_RUN_SEQ=$((BENCH_RUN_SEQ + 1))
+  local base=$BENCH_WORK/runs/$(printf %02d "$BENCH_RUN_SEQ")-${label// /-}
+  mkdir -p "$BENCH_WORK/runs"
+  M_OUT=$base.out M_ERR=$base.err
+  local tf=$base.time wf=$base.wall rc=0 before after
+  local cache=${BENCH_SKOPEO_CACHE:-$BENCH_WORK/skopeo-cache-default}
+  mkdir -p "$cache/containers/cache"
+
+  before=$(bench_req_settled)
+  case $BENCH_ISOLATE in
+    bind)
+      BENCH_BIND=$cache/containers/cache XDG_DATA_HOME=$cache \
+        unshare -m --propagation private \
+        bash -c "$BENCH_INNER" inner "$M_OUT" "$M_ERR" "$tf" "$wf" "$@" || rc=$?
+      ;;
+    *)
+      XDG_DATA_HOME=$cache bash -c "$BENCH_INNER" inner "$M_OUT" "$M_ERR" "$tf" "$wf" "$@" \
+        || rc=$?
+      ;;
+  esac
+  if ((rc != 0)); then
+    echo "$BENCH_NAME: error: $label failed (exit $rc): $*" >&2
+    echo "---- stderr ----" >&2
+    cat "$M_ERR" >&2 2>/dev/null || true
+    [[ -s $tf ]] && { echo "---- time ----" >&2; cat "$tf" >&2; }
+    exit 1
+  fi
+  after=$(bench_req_settled)
+
+  local t
+  t=$(tail -n 1 "$tf")
+  read -r _ M_USER M_SYS M_RSS_KB <<<"$t"
+  M_CPU=$(awk -v u="$M_USER" -v s="$M_SYS" 'BEGIN { printf "%.2f", u + s }')
+  M_WALL=$(awk '{ printf "%.3f", $2 - $1 }' "$wf")
+  local -a b=($before) a=($after)
+  local i
+  M_REQ=0 M_REQ_BY=
+  for i in "${!BENCH_REGS[@]}"; do
+    M_REQ=$((M_REQ + a[i] - b[i]))
+    M_REQ_BY+="${BENCH_REGS[i]}=$((a[i] - b[i])) "
+  done
+  M_REQ_BY=${M_REQ_BY% }
+}
+
+# Median of the numbers given as arguments (mean of the middle two for an even count).
+bench_median() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+    if (NR == 0) { print "nan"; exit }
+    if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# a / b with 2 decimals, "n/a" when b is 0.
+bench_ratio() {
+  awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
+}
+
+# "ok" / "missed" for value <= limit (information only).
+bench_check() {
+  awk -v v="$1" -v l="$2" 'BEGIN { if (v == "n/a") print "n/a"; else print (v + 0 <= l + 0 ? "ok" : "MISSED") }'
+}
