@@ -1,11 +1,14 @@
 //! Test rig for ecr-ferry: real `docker-registry` processes, a distribution token issuer, a
-//! fault-injecting reverse proxy, reproducible image builders and skopeo helpers.
+//! fault-injecting reverse proxy, reproducible image builders, skopeo helpers, and a local
+//! stand-in for Amazon ECR (moto for the API, a registry for the data plane).
 //!
 //! Deliberately independent of `ferry-registry`: this is the yardstick ferry is measured
 //! against, so it speaks the distribution protocol with its own small code.
 
+pub mod ecr;
 pub mod image;
 mod layout;
+pub mod moto;
 pub mod proxy;
 pub mod push;
 pub mod registry;
@@ -14,10 +17,12 @@ pub mod skopeo;
 pub mod token;
 mod util;
 
+pub use ecr::EcrStandIn;
 pub use image::{
     Artifact, Blob, BuiltImage, ImageFormat, ImageSpec, SingleImage, build, build_artifact,
     build_single,
 };
+pub use moto::MotoServer;
 pub use proxy::{Fault, FaultAction, FaultProxy, Recorded};
 pub use registry::{RegistryAuth, RegistryOptions, TestRegistry};
 pub use skopeo::sha256_digest;

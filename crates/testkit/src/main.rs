@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use ferry_testkit::{
-    ImageFormat, ImageSpec, RegistryAuth, RegistryOptions, TestRegistry, TokenConfig,
+    EcrStandIn, ImageFormat, ImageSpec, RegistryAuth, RegistryOptions, TestRegistry, TokenConfig,
 };
 
 #[derive(Parser)]
@@ -37,6 +37,10 @@ enum Cmd {
         #[arg(long, requires = "token")]
         anonymous_pull: bool,
     },
+    /// Run the ECR stand-in (moto behind the token proxy, plus a Basic-auth registry) in the
+    /// foreground until Ctrl-C or SIGTERM. Prints the environment for a `ferry` process as
+    /// `KEY=VALUE` lines on stdout once everything answers, then `READY=1`.
+    Ecr,
     /// Build an image and push it; prints the digest of its index (or manifest with --single).
     Seed {
         /// HOST:PORT or URL of the registry.
@@ -103,6 +107,7 @@ async fn main() -> anyhow::Result<()> {
             };
             run_registry(RegistryOptions { auth, port, dir }).await
         }
+        Cmd::Ecr => run_ecr().await,
         Cmd::Seed {
             registry,
             repository,
@@ -159,13 +164,42 @@ async fn run_registry(opts: RegistryOptions) -> anyhow::Result<()> {
     writeln!(stdout, "host={}", registry.host())?;
     stdout.flush()?;
 
+    wait_for_shutdown().await?;
+    // Dropping the registry kills and reaps the docker-registry child.
+    drop(registry);
+    Ok(())
+}
+
+async fn run_ecr() -> anyhow::Result<()> {
+    let ecr = EcrStandIn::start().await?;
+    eprintln!(
+        "moto: {} (log {})",
+        ecr.moto_url(),
+        ecr.moto().log_path().display()
+    );
+    eprintln!("registry log: {}", ecr.registry().log_path().display());
+    eprintln!("ECR host: {}", ecr.ecr_host());
+    let mut stdout = std::io::stdout().lock();
+    for (key, value) in ecr.env() {
+        writeln!(stdout, "{key}={value}")?;
+    }
+    // A terminator, so a script reading the lines knows it has all of them.
+    writeln!(stdout, "READY=1")?;
+    stdout.flush()?;
+    drop(stdout);
+
+    wait_for_shutdown().await?;
+    // Dropping the stand-in kills and reaps moto and docker-registry.
+    drop(ecr);
+    Ok(())
+}
+
+async fn wait_for_shutdown() -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r?,
         _ = term.recv() => {}
     }
-    // Dropping the registry kills and reaps the docker-registry child.
-    drop(registry);
     Ok(())
 }
 

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -13,6 +12,7 @@ use anyhow::{Context, bail};
 use tempfile::TempDir;
 
 use crate::token::{TokenConfig, TokenIssuer};
+use crate::util::{free_port, kill_and_reap, log_tail, read_lossy, read_lossy_from};
 
 const BINARY: &str = "docker-registry";
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -263,30 +263,9 @@ fn log_path(root: &Path) -> PathBuf {
     root.join("registry.log")
 }
 
-fn read_lossy(path: &Path) -> String {
-    read_lossy_from(path, 0)
-}
-
-fn read_lossy_from(path: &Path, offset: usize) -> String {
-    std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(b.get(offset..).unwrap_or_default()).into_owned())
-        .unwrap_or_default()
-}
-
-fn log_tail(root: &Path) -> String {
-    let log = read_lossy(&log_path(root));
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
-}
-
 fn yaml_str(path: &Path) -> String {
     // A JSON string is a valid YAML double-quoted scalar, whatever the path contains.
     serde_json::Value::String(path.display().to_string()).to_string()
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }
 
 fn write_config(root: &Path, port: u16, auth_yaml: &str) -> anyhow::Result<()> {
@@ -342,7 +321,7 @@ async fn spawn_and_wait(root: &Path, port: u16) -> anyhow::Result<Child> {
             kill_and_reap(&mut child);
             Err(e.context(format!(
                 "registry on port {port} did not come up; log tail:\n{}",
-                log_tail(root)
+                log_tail(&log_path(root))
             )))
         }
     }
@@ -378,9 +357,4 @@ async fn wait_ready(
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-}
-
-fn kill_and_reap(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -1,5 +1,8 @@
 //! Small helpers shared by the rig's modules.
 
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Child;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
@@ -51,6 +54,35 @@ pub fn base_url(registry: &str) -> String {
     } else {
         format!("http://{trimmed}")
     }
+}
+
+/// A port that was free a moment ago. Another process may take it before the caller binds,
+/// so callers that hand it to a child process retry with a new one.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+pub fn kill_and_reap(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+pub fn read_lossy(path: &Path) -> String {
+    read_lossy_from(path, 0)
+}
+
+pub fn read_lossy_from(path: &Path, offset: usize) -> String {
+    std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(b.get(offset..).unwrap_or_default()).into_owned())
+        .unwrap_or_default()
+}
+
+/// The last lines of a child's log, for error messages.
+pub fn log_tail(path: &Path) -> String {
+    let log = read_lossy(path);
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 #[cfg(test)]

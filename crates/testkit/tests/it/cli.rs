@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -73,5 +74,94 @@ async fn registry_and_seed_commands() -> anyhow::Result<()> {
             .join("storage/docker/registry/v2/repositories/bench/app")
             .exists()
     );
+    Ok(())
+}
+
+/// Kills the child if the test fails before stopping it properly.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn ecr_command_prints_env_and_stops_on_sigterm() -> anyhow::Result<()> {
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .arg("ecr")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?,
+    );
+    let stdout = child
+        .0
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut env = HashMap::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if line == "READY=1" {
+            break;
+        }
+        let (k, v) = line
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("not KEY=VALUE: {line:?}"))?;
+        env.insert(k.to_string(), v.to_string());
+    }
+    let var = |k: &str| env.get(k).cloned().unwrap_or_default();
+    assert_eq!(var("AWS_ACCESS_KEY_ID"), "testing");
+    assert_eq!(var("AWS_REGION"), "us-east-1");
+    assert_eq!(var("AWS_EC2_METADATA_DISABLED"), "true");
+    assert!(!std::path::Path::new(&var("AWS_CONFIG_FILE")).exists());
+
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let answer: serde_json::Value = http
+        .post(var("AWS_ENDPOINT_URL_ECR"))
+        .header("content-type", "application/x-amz-json-1.1")
+        .header(
+            "x-amz-target",
+            "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
+        )
+        .body("{}")
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = answer["authorizationData"][0]["authorizationToken"]
+        .as_str()
+        .unwrap_or_default();
+    let registry = var("FERRY_ECR_REGISTRY_URL");
+    let v2 = http
+        .get(format!("{registry}/v2/"))
+        .header("authorization", format!("Basic {token}"))
+        .send()
+        .await?;
+    assert_eq!(v2.status(), 200);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()?;
+    assert!(status.success());
+    let exit = child.0.wait()?;
+    assert!(exit.success(), "{exit:?}");
+    let mut stderr = String::new();
+    if let Some(mut err) = child.0.stderr.take() {
+        std::io::Read::read_to_string(&mut err, &mut stderr)?;
+    }
+    let moto = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("moto: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(moto.starts_with("http://127.0.0.1:"), "{stderr}");
+    // moto and docker-registry went with it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(http.get(format!("{moto}/moto-api/")).send().await.is_err());
+    assert!(http.get(format!("{registry}/v2/")).send().await.is_err());
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! Integration tests of the rig against the real docker-registry and skopeo.
+//! Integration tests of the rig against the real docker-registry, skopeo and moto.
 
 mod cli;
+mod ecr;
 mod images;
 mod proxy;
 mod registries;
