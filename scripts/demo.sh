@@ -17,9 +17,12 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-start_registry() { # $1: name
+start_registry() { # $1: name; runs in this shell so the trap knows the pid
   "$bin/ferry-testkit" registry >"$work/$1.out" 2>"$work/$1.err" &
   pids+=($!)
+}
+
+wait_registry() { # $1: name; prints the host once it answers
   for _ in $(seq 100); do
     host=$(sed -n 's/^host=//p' "$work/$1.out")
     [ -n "$host" ] && { echo "$host"; return; }
@@ -28,8 +31,10 @@ start_registry() { # $1: name
   echo "demo: registry $1 did not start:" >&2; cat "$work/$1.err" >&2; exit 1
 }
 
-src=$(start_registry source)
-dst=$(start_registry destination)
+start_registry source
+start_registry destination
+src=$(wait_registry source)
+dst=$(wait_registry destination)
 echo "demo: source registry at $src, destination registry at $dst"
 
 echo "demo: seeding $src/demo/app:1.0 (linux/amd64, linux/arm64, linux/arm/v7; 3 layers of 4 MiB)…"

@@ -23,8 +23,14 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Copy an image (a single manifest, or a multi-arch index with all its children) between
-    /// registries, tags last.
-    Copy(CopyArgs),
+    /// registries, tags last. An ECR destination is logged into with AWS credentials and its
+    /// repository created if missing.
+    Copy(Box<CopyArgs>),
+    /// Print an ECR registry password for `docker login --username AWS --password-stdin`, like
+    /// `aws ecr get-login-password` (valid 12 hours).
+    Login(LoginArgs),
+    /// List the images in an ECR repository: digest, tags, size, push time, media type.
+    Images(ImagesArgs),
 }
 
 /// Options shared by every command that talks to registries.
@@ -42,6 +48,113 @@ pub struct RegistryArgs {
     /// Blob transfers to run at once.
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub concurrency: usize,
+
+    /// Send registry API calls for ECR hosts to this base URL instead (private endpoints, local
+    /// stand-ins). Credentials are still fetched for the ECR host.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "FERRY_ECR_REGISTRY_URL",
+        hide_env_values = true
+    )]
+    pub ecr_registry_url: Option<String>,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// How ferry reaches AWS. Credentials come from the AWS SDK's default chain: environment
+/// (AWS_ACCESS_KEY_ID, …), shared profile (AWS_PROFILE), web identity / IRSA, EKS Pod Identity,
+/// or the instance metadata service.
+#[derive(Args, Debug, Clone, Default)]
+pub struct AwsArgs {
+    /// AWS region of the ECR API when a registry does not name one (default: AWS_REGION, the
+    /// profile's region, or the instance's).
+    #[arg(
+        long,
+        value_name = "REGION",
+        env = "AWS_REGION",
+        hide_env_values = true
+    )]
+    pub region: Option<String>,
+
+    /// Assume this IAM role before calling ECR (for registries in another account).
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: Option<String>,
+}
+
+/// Settings for an ECR repository that ferry creates; compared with an existing repository's.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RepositoryArgs {
+    /// Fail instead of creating a missing ECR repository.
+    #[arg(long)]
+    pub no_create: bool,
+
+    /// Tag mutability: MUTABLE, IMMUTABLE, MUTABLE_WITH_EXCLUSION or IMMUTABLE_WITH_EXCLUSION.
+    #[arg(long, value_name = "MUTABILITY")]
+    pub tag_mutability: Option<String>,
+
+    /// A tag filter (wildcard `*`) exempt from the tag mutability rule; repeatable. Goes with
+    /// the *_WITH_EXCLUSION mutabilities.
+    #[arg(long = "mutability-exclusion", value_name = "FILTER")]
+    pub mutability_exclusions: Vec<String>,
+
+    /// Scan images for vulnerabilities on push (true or false).
+    #[arg(long, value_name = "BOOL")]
+    pub scan_on_push: Option<bool>,
+
+    /// Encryption at rest for a new repository: AES256 or KMS. ECR cannot change it later.
+    #[arg(long, value_name = "TYPE")]
+    pub encryption: Option<String>,
+
+    /// KMS key (ARN, id or alias) with --encryption KMS; default: the AWS-managed key.
+    #[arg(long, value_name = "KEY")]
+    pub kms_key: Option<String>,
+
+    /// A resource tag for the repository, KEY=VALUE; repeatable.
+    #[arg(long = "repository-tag", value_name = "KEY=VALUE")]
+    pub repository_tags: Vec<String>,
+
+    /// Lifecycle policy for the repository: a JSON file.
+    #[arg(long, value_name = "FILE")]
+    pub lifecycle_policy: Option<PathBuf>,
+
+    /// Repository (permissions) policy: a JSON file.
+    #[arg(long, value_name = "FILE")]
+    pub repository_policy: Option<PathBuf>,
+
+    /// Correct settings of an existing repository that differ from the ones given (by default
+    /// differences are only reported).
+    #[arg(long)]
+    pub enforce_settings: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// The ECR registry: a host (`123456789012.dkr.ecr.eu-west-1.amazonaws.com`) or an account
+    /// id. Default: the caller's own registry in the region.
+    #[arg(long, value_name = "HOST|ACCOUNT_ID")]
+    pub registry: Option<String>,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ImagesArgs {
+    /// The repository, e.g. `team/app`, or a full `<registry>/<repository>` reference.
+    pub repository: String,
+
+    /// The ECR registry: a host or an account id. Default: the caller's own registry.
+    #[arg(long, value_name = "HOST|ACCOUNT_ID")]
+    pub registry: Option<String>,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 #[derive(Args, Debug)]
@@ -76,4 +189,7 @@ pub struct CopyArgs {
 
     #[command(flatten)]
     pub registry: RegistryArgs,
+
+    #[command(flatten)]
+    pub repository: RepositoryArgs,
 }

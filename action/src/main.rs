@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod output;
 mod progress;
+mod settings;
 
 use std::process::ExitCode;
 
@@ -35,10 +36,12 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(verbose: u8) {
+    // The AWS SDK warns about things a user did on purpose (AWS_CONFIG_FILE pointing nowhere);
+    // only its errors are worth a line by default.
     let default = match verbose {
-        0 => "warn",
-        1 => "info,ferry_registry=info",
-        2 => "debug",
+        0 => "error,ferry=warn,ferry_registry=warn",
+        1 => "warn,ferry=info,ferry_registry=info",
+        2 => "info,ferry=debug,ferry_registry=debug",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")

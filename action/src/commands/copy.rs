@@ -4,12 +4,14 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::Context;
-use ferry_registry::copy::{Budget, CopyOptions, Progress};
+use ferry_registry::copy::{Budget, CopyOptions, ImmutableTags, Progress};
+use ferry_registry::ecr::{EcrHost, EnsureMode, RepositoryState};
 use ferry_registry::{Platform, Reference};
 
 use crate::cli::CopyArgs;
 use crate::output;
 use crate::progress::Bars;
+use crate::settings::repository_settings;
 
 pub async fn run(args: CopyArgs) -> anyhow::Result<()> {
     let source = Reference::parse(&args.source).context("source")?;
@@ -23,7 +25,39 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<()> {
     if args.registry.concurrency == 0 {
         anyhow::bail!("--concurrency must be at least 1");
     }
-    let client = super::client(&args.registry)?;
+    let settings = repository_settings(&args.repository)?;
+
+    let dst_ecr = EcrHost::parse(destination.api_host());
+    let needs_aws = dst_ecr.is_some() || EcrHost::parse(source.api_host()).is_some();
+    let ecr = if needs_aws {
+        Some(super::ecr(&args.registry.aws).await?)
+    } else {
+        None
+    };
+    let client = super::client(&args.registry, ecr.as_ref())?;
+
+    // The repository must exist before anything is pushed to ECR.
+    let repository = match (&ecr, &dst_ecr) {
+        (Some(ecr), Some(host)) => {
+            let state = if args.dry_run {
+                ecr.describe_repository(host, destination.repository())
+                    .await?
+            } else {
+                let mode = if args.repository.no_create {
+                    EnsureMode::MustExist
+                } else {
+                    EnsureMode::CreateIfMissing
+                };
+                Some(
+                    ecr.ensure_repository(host, destination.repository(), &settings, mode)
+                        .await?,
+                )
+            };
+            report_repository(state.as_ref(), destination.repository(), args.dry_run);
+            state
+        }
+        _ => None,
+    };
 
     let bars = (!args.json && std::io::stderr().is_terminal()).then(|| Arc::new(Bars::new()));
     let options = CopyOptions {
@@ -33,6 +67,7 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<()> {
         extra_tags: args.tags.clone(),
         budget: Budget::new(args.registry.concurrency),
         progress: bars.clone().map(|b| b as Arc<dyn Progress>),
+        immutable_tags: repository.clone().and_then(immutable_rule),
     };
     let result = ferry_registry::copy(&client, &source, &destination, options).await;
     if let Some(bars) = &bars {
@@ -40,9 +75,46 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<()> {
     }
     let report = result?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut json = serde_json::to_value(&report)?;
+        if let Some(state) = &repository {
+            json["repository"] = serde_json::to_value(state)?;
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         print!("{}", output::copy_summary(&report));
     }
     Ok(())
+}
+
+fn immutable_rule(state: RepositoryState) -> Option<ImmutableTags> {
+    state.tag_mutability.is_immutable().then(|| ImmutableTags {
+        mutability: state.tag_mutability.as_str().to_string(),
+        applies_to: Arc::new(move |tag| state.tag_is_immutable(tag)),
+    })
+}
+
+/// Creation and drift go to stderr so `--json` output stays one document.
+fn report_repository(state: Option<&RepositoryState>, name: &str, dry_run: bool) {
+    let Some(state) = state else {
+        if dry_run {
+            eprintln!("ferry: repository {name} does not exist; a real run would create it");
+        }
+        return;
+    };
+    if state.created {
+        eprintln!("ferry: created repository {}", state.uri);
+    }
+    for drift in &state.drift {
+        if drift.corrected {
+            eprintln!(
+                "ferry: repository {}: set {} to {} (was {})",
+                state.name, drift.setting, drift.wanted, drift.actual
+            );
+        } else {
+            eprintln!(
+                "ferry: warning: repository {}: {} is {}, not {} (--enforce-settings corrects it)",
+                state.name, drift.setting, drift.actual, drift.wanted
+            );
+        }
+    }
 }

@@ -1,26 +1,53 @@
-//! One module per subcommand.
+//! One module per subcommand, plus what they share: building the registry client and reaching
+//! ECR.
 
 mod copy;
+mod images;
+mod login;
+
+use std::sync::Arc;
 
 use anyhow::Context;
 use ferry_registry::Client;
+use ferry_registry::ecr::{Ecr, EcrCredentials, EcrOptions};
 
-use crate::cli::{Command, RegistryArgs};
+use crate::cli::{AwsArgs, Command, RegistryArgs};
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Copy(args) => copy::run(args).await,
+        Command::Copy(args) => copy::run(*args).await,
+        Command::Login(args) => login::run(args).await,
+        Command::Images(args) => images::run(args).await,
     }
 }
 
-/// A registry client configured from the shared flags.
-pub fn client(args: &RegistryArgs) -> anyhow::Result<Client> {
+/// The AWS side, set up only when a command touches an ECR registry.
+pub async fn ecr(aws: &AwsArgs) -> anyhow::Result<Ecr> {
+    Ecr::new(EcrOptions {
+        region: aws.region.clone(),
+        role_arn: aws.role_arn.clone(),
+        endpoint_url: None,
+        credentials: None,
+    })
+    .await
+    .context("cannot set up AWS access")
+}
+
+/// A registry client configured from the shared flags. With `ecr`, ECR registries are logged
+/// into with AWS credentials; everything else uses docker's config.json.
+pub fn client(args: &RegistryArgs, ecr: Option<&Ecr>) -> anyhow::Result<Client> {
     let mut builder = Client::builder();
     for host in &args.insecure {
         builder = builder.insecure_host(host.clone());
     }
     if let Some(ca) = &args.ca_file {
         builder = builder.ca_file(ca.clone());
+    }
+    if let Some(url) = &args.ecr_registry_url {
+        builder = builder.ecr_registry_url(url.clone());
+    }
+    if let Some(ecr) = ecr {
+        builder = builder.credentials(Arc::new(EcrCredentials::new(ecr.clone())));
     }
     builder.build().context("cannot set up the registry client")
 }

@@ -33,6 +33,7 @@ pub struct ClientBuilder {
     retry: RetryPolicy,
     connect_timeout: Duration,
     read_timeout: Duration,
+    ecr_registry_url: Option<String>,
 }
 
 impl Default for ClientBuilder {
@@ -45,6 +46,7 @@ impl Default for ClientBuilder {
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(300),
+            ecr_registry_url: None,
         }
     }
 }
@@ -79,7 +81,20 @@ impl ClientBuilder {
         self
     }
 
+    /// Send registry API calls for every ECR host to this base URL instead (`FERRY_ECR_REGISTRY_URL`):
+    /// for private endpoints, and for the local ECR stand-in in tests, whose control plane names
+    /// the real AWS host in `proxyEndpoint`. Credentials are still looked up for the ECR host.
+    pub fn ecr_registry_url(mut self, url: impl Into<String>) -> Self {
+        self.ecr_registry_url = Some(url.into());
+        self
+    }
+
     pub fn build(self) -> Result<Client> {
+        let ecr_endpoint = self
+            .ecr_registry_url
+            .as_deref()
+            .map(Endpoint::parse)
+            .transpose()?;
         let mut http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(self.connect_timeout)
@@ -114,6 +129,7 @@ impl ClientBuilder {
                 http,
                 insecure: self.insecure_hosts.into_iter().collect(),
                 retry: self.retry,
+                ecr_endpoint,
             }),
         })
     }
@@ -131,6 +147,42 @@ struct Inner {
     authorizer: Authorizer,
     insecure: HashSet<String>,
     retry: RetryPolicy,
+    ecr_endpoint: Option<Endpoint>,
+}
+
+/// A registry base URL that replaces `https://<host>`.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    /// `scheme://host[:port][/prefix]`, without a trailing slash.
+    base: String,
+    /// `host[:port]`, what authentication state is kept under.
+    host: String,
+}
+
+impl Endpoint {
+    fn parse(url: &str) -> Result<Endpoint> {
+        let parsed = url::Url::parse(url).map_err(|e| {
+            Error::Config(format!("FERRY_ECR_REGISTRY_URL {url:?} is not a URL: {e}"))
+        })?;
+        let host = match (parsed.host_str(), parsed.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => {
+                return Err(Error::Config(format!(
+                    "FERRY_ECR_REGISTRY_URL {url:?} names no host"
+                )));
+            }
+        };
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(Error::Config(format!(
+                "FERRY_ECR_REGISTRY_URL {url:?} must be an http:// or https:// URL"
+            )));
+        }
+        Ok(Endpoint {
+            base: url.trim_end_matches('/').to_string(),
+            host,
+        })
+    }
 }
 
 impl Client {
@@ -140,14 +192,22 @@ impl Client {
 
     /// A handle on the repository `reference` names (its tag and digest are ignored).
     pub fn repository(&self, reference: &Reference) -> Repository {
-        let host = reference.api_host().to_string();
-        let scheme = if self.is_plain_http(&host) {
-            "http"
-        } else {
-            "https"
+        let (host, root) = match &self.inner.ecr_endpoint {
+            Some(endpoint) if crate::ecr::is_ecr_host(reference.api_host()) => {
+                (endpoint.host.clone(), endpoint.base.clone())
+            }
+            _ => {
+                let host = reference.api_host().to_string();
+                let scheme = if self.is_plain_http(&host) {
+                    "http"
+                } else {
+                    "https"
+                };
+                (host.clone(), format!("{scheme}://{host}"))
+            }
         };
         Repository {
-            base: format!("{scheme}://{host}/v2/{}", reference.repository()),
+            base: format!("{root}/v2/{}", reference.repository()),
             client: self.clone(),
             registry: reference.registry().to_string(),
             host,
@@ -355,6 +415,7 @@ impl Repository {
         let mut attempt = 1;
         let mut reauthenticated = false;
         loop {
+            let generation = inner.authorizer.generation(&self.host);
             let auth = inner
                 .authorizer
                 .authorization(&self.registry, &self.host, &request.scopes)
@@ -415,6 +476,7 @@ impl Repository {
                         &request.scopes,
                         challenge.as_deref(),
                         &request.info(),
+                        generation,
                     )
                     .await?;
                 reauthenticated = true;

@@ -115,6 +115,9 @@ pub enum Error {
     #[error(transparent)]
     DockerConfig(#[from] DockerConfigError),
 
+    #[error(transparent)]
+    Ecr(#[from] crate::ecr::EcrError),
+
     #[error("{request}: {source}")]
     Challenge {
         request: RequestInfo,
@@ -145,6 +148,20 @@ pub enum Error {
     Protocol {
         request: RequestInfo,
         reason: String,
+    },
+
+    /// Moving this tag would rewrite an immutable tag.
+    #[error(
+        "tag {tag:?} of {repository} is immutable (tag mutability {mutability}) and points at \
+         {current}; refusing to move it to {new}. Push under a new tag, or change the repository's \
+         tag mutability"
+    )]
+    ImmutableTag {
+        repository: String,
+        tag: String,
+        current: crate::digest::Digest,
+        new: crate::digest::Digest,
+        mutability: String,
     },
 
     #[error("invalid configuration: {0}")]
@@ -191,6 +208,7 @@ impl Error {
             Error::Digest(_) => "digest_mismatch",
             Error::Manifest(_) => "invalid_manifest",
             Error::DockerConfig(_) => "docker_config",
+            Error::Ecr(_) => "ecr",
             Error::Challenge { .. } | Error::Auth { .. } => "auth",
             Error::Registry { status, code, .. } => match (status, code) {
                 (_, Some(ErrorCode::TooManyRequests)) | (429, _) => "throttled",
@@ -202,6 +220,7 @@ impl Error {
             },
             Error::Transport { .. } => "transport",
             Error::Protocol { .. } => "protocol",
+            Error::ImmutableTag { .. } => "immutable_tag",
             Error::Config(_) => "config",
             Error::Other(_) => "other",
         }

@@ -10,6 +10,7 @@ pub mod blob;
 pub mod client;
 pub mod copy;
 pub mod digest;
+pub mod ecr;
 pub mod error;
 pub mod manifest;
 pub mod manifests;

@@ -39,6 +39,9 @@ pub struct Authorizer {
     provider: Arc<dyn CredentialProvider>,
     http: reqwest::Client,
     schemes: Mutex<HashMap<String, HostScheme>>,
+    /// Bumped per host each time rejected credentials are thrown away, so that many requests
+    /// refused at once (after a rotation) start over once, not once each.
+    generations: Mutex<HashMap<String, u64>>,
     /// One slot per (host, scopes): concurrent requests for the same scope wait for one token
     /// fetch instead of each starting their own.
     tokens: Mutex<HashMap<(String, String), TokenSlot>>,
@@ -53,6 +56,7 @@ impl Authorizer {
             provider,
             http,
             schemes: Mutex::new(HashMap::new()),
+            generations: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
         }
     }
@@ -62,6 +66,16 @@ impl Authorizer {
             .lock()
             .ok()
             .and_then(|map| map.get(host).cloned())
+    }
+
+    /// The credential generation of `host`; pass it back to [`challenged`](Self::challenged)
+    /// with the answer to the request it was read before.
+    pub fn generation(&self, host: &str) -> u64 {
+        self.generations
+            .lock()
+            .ok()
+            .and_then(|map| map.get(host).copied())
+            .unwrap_or(0)
     }
 
     /// The header to send with a request to `host` that needs `scopes`, if the host is known to
@@ -84,8 +98,9 @@ impl Authorizer {
         }
     }
 
-    /// Handles a `401`: learns the scheme from the challenge, drops whatever was rejected and
-    /// returns the header to retry with once.
+    /// Handles a `401` to a request sent at credential generation `sent_at`: learns the scheme
+    /// from the challenge, drops whatever was rejected (unless a concurrent request already did)
+    /// and returns the header to retry with once.
     pub async fn challenged(
         &self,
         registry: &str,
@@ -93,6 +108,7 @@ impl Authorizer {
         scopes: &[Scope],
         www_authenticate: Option<&str>,
         request: &RequestInfo,
+        sent_at: u64,
     ) -> Result<Option<String>> {
         let header = www_authenticate.ok_or_else(|| Error::Auth {
             registry: registry.to_string(),
@@ -129,7 +145,7 @@ impl Authorizer {
             .lock()
             .ok()
             .and_then(|mut map| map.insert(host.to_string(), scheme.clone()));
-        if previous.as_ref() == Some(&scheme) {
+        if previous.as_ref() == Some(&scheme) && self.bump_generation(host, sent_at) {
             // We already authenticated this way and were refused: the credentials or the token
             // went stale (an ECR token rotated). Start over once with fresh ones.
             self.provider.invalidate(registry);
@@ -153,6 +169,20 @@ impl Authorizer {
                 Ok(Some(format!("Bearer {token}")))
             }
         }
+    }
+
+    /// Moves `host` to the next generation if it is still at `seen`; false if another request
+    /// already did.
+    fn bump_generation(&self, host: &str, seen: u64) -> bool {
+        let Ok(mut map) = self.generations.lock() else {
+            return true;
+        };
+        let current = map.entry(host.to_string()).or_insert(0);
+        if *current != seen {
+            return false;
+        }
+        *current += 1;
+        true
     }
 
     async fn basic_header(&self, registry: &str) -> Result<Option<String>> {

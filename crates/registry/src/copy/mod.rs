@@ -66,6 +66,27 @@ pub struct CopyOptions {
     pub extra_tags: Vec<String>,
     pub budget: Budget,
     pub progress: Option<Arc<dyn Progress>>,
+    /// Which destination tags may not move (an immutable ECR repository).
+    pub immutable_tags: Option<ImmutableTags>,
+}
+
+/// Tags that must never be moved once set. Setting one to the digest it already has is fine
+/// ("unchanged"); moving one fails the copy before anything is pushed.
+#[derive(Clone)]
+pub struct ImmutableTags {
+    /// How the registry describes the rule, for the error (`IMMUTABLE`).
+    pub mutability: String,
+    pub applies_to: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+}
+
+impl ImmutableTags {
+    /// Every tag is immutable.
+    pub fn all(mutability: impl Into<String>) -> Self {
+        Self {
+            mutability: mutability.into(),
+            applies_to: Arc::new(|_| true),
+        }
+    }
 }
 
 /// Copies images with a shared client, budget and ledger of blobs already moved in this run.
@@ -143,6 +164,22 @@ impl Copier {
                 .into_iter()
                 .map(|head| head.map(|h| h.digest))
                 .collect();
+        if let Some(rule) = &self.options.immutable_tags {
+            for (tag, previous) in tags.iter().zip(&current) {
+                if let Some(previous) = previous
+                    && previous != top.digest()
+                    && (rule.applies_to)(tag)
+                {
+                    return Err(Error::ImmutableTag {
+                        repository: format!("{}/{}", dst.registry(), dst.repository()),
+                        tag: tag.clone(),
+                        current: previous.clone(),
+                        new: top.digest().clone(),
+                        mutability: rule.mutability.clone(),
+                    });
+                }
+            }
+        }
         let warm = !tags.is_empty() && current.iter().all(|d| d.as_ref() == Some(top.digest()));
 
         let mut manifests = vec![entry(None, &top, ManifestOutcome::Pushed)];

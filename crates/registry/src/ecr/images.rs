@@ -1,0 +1,98 @@
+//! Listing a repository's images through the ECR API (with push times and sizes, which the
+//! registry protocol does not have).
+
+use std::cmp::Reverse;
+
+use aws_smithy_types::date_time::Format;
+use serde::Serialize;
+
+use super::error::repo_target;
+use super::{Ecr, EcrError, EcrHost};
+
+/// DescribeImages' maximum page: fewest calls for big repositories.
+const PAGE_SIZE: i32 = 1000;
+
+/// One image (manifest) in a repository.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageDetail {
+    pub digest: String,
+    pub tags: Vec<String>,
+    pub size: Option<u64>,
+    /// RFC 3339.
+    pub pushed_at: Option<String>,
+    pub media_type: Option<String>,
+    pub artifact_media_type: Option<String>,
+}
+
+impl Ecr {
+    /// Every image in the repository (all pages), newest first.
+    pub async fn describe_images(
+        &self,
+        host: &EcrHost,
+        name: &str,
+    ) -> Result<Vec<ImageDetail>, EcrError> {
+        self.describe_images_paged(host, name, PAGE_SIZE).await
+    }
+
+    /// [`describe_images`](Self::describe_images) asking for `page_size` images per call.
+    pub async fn describe_images_paged(
+        &self,
+        host: &EcrHost,
+        name: &str,
+        page_size: i32,
+    ) -> Result<Vec<ImageDetail>, EcrError> {
+        if host.is_public() {
+            return Err(EcrError::Unsupported {
+                what: "listing images (ECR Public has its own API)".into(),
+                registry: host.host(),
+            });
+        }
+        let mut call = self
+            .host_client(host)
+            .describe_images()
+            .repository_name(name);
+        if let Some(account) = &host.account {
+            call = call.registry_id(account);
+        }
+        // A service that hands back the token it was given would otherwise page forever.
+        let mut pages = call
+            .into_paginator()
+            .page_size(page_size.clamp(1, PAGE_SIZE))
+            .stop_on_duplicate_token(true)
+            .send();
+        // Sort keys are the raw timestamps, so sub-second order survives.
+        let mut images: Vec<(Option<(i64, u32)>, ImageDetail)> = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| EcrError::from_sdk("DescribeImages", repo_target(host, name), e))?;
+            for image in page.image_details() {
+                let Some(digest) = image.image_digest() else {
+                    continue;
+                };
+                let pushed = image.image_pushed_at();
+                images.push((
+                    pushed.map(|at| (at.secs(), at.subsec_nanos())),
+                    ImageDetail {
+                        digest: digest.to_string(),
+                        tags: image.image_tags().to_vec(),
+                        size: image
+                            .image_size_in_bytes()
+                            .and_then(|s| u64::try_from(s).ok()),
+                        pushed_at: pushed.and_then(|at| at.fmt(Format::DateTime).ok()),
+                        media_type: image.image_manifest_media_type().map(str::to_string),
+                        artifact_media_type: image.artifact_media_type().map(str::to_string),
+                    },
+                ));
+            }
+        }
+        // Newest first; images without a push time last; the digest keeps the order stable.
+        images.sort_by(|(a_at, a), (b_at, b)| {
+            (Reverse(a_at.is_some()), Reverse(*a_at), &a.digest).cmp(&(
+                Reverse(b_at.is_some()),
+                Reverse(*b_at),
+                &b.digest,
+            ))
+        });
+        Ok(images.into_iter().map(|(_, image)| image).collect())
+    }
+}
