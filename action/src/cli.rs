@@ -26,6 +26,11 @@ pub enum Command {
     /// registries, tags last. An ECR destination is logged into with AWS credentials and its
     /// repository created if missing.
     Copy(Box<CopyArgs>),
+    /// Push a local image (Docker Engine, `oci:DIR[:TAG]` or `docker-archive:FILE`) to ECR in one
+    /// step: log in, create the repository if missing, upload what is missing, set every tag.
+    Push(Box<PushArgs>),
+    /// Run as the GitHub Action (reads INPUT_* variables; see action.yml).
+    Action,
     /// Print an ECR registry password for `docker login --username AWS --password-stdin`, like
     /// `aws ecr get-login-password` (valid 12 hours).
     Login(LoginArgs),
@@ -127,6 +132,43 @@ pub struct RepositoryArgs {
     /// differences are only reported).
     #[arg(long)]
     pub enforce_settings: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PushArgs {
+    /// The local image: `repo:tag` (default tag `latest`) or an image ID (full or short) in the
+    /// Docker Engine (DOCKER_HOST, default unix:///var/run/docker.sock); `oci:DIR[:TAG]` (an OCI
+    /// image layout directory); or `docker-archive:FILE` (a `docker save` tar).
+    pub image: String,
+
+    /// Repository to push to. Default: the image's own repository name (`team/app` for
+    /// `team/app:1.0`).
+    #[arg(long, value_name = "NAME")]
+    pub repository: Option<String>,
+
+    /// Tag to set; repeatable. Default: `latest`.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+
+    /// The ECR registry: a host (`123456789012.dkr.ecr.eu-west-1.amazonaws.com`) or an account
+    /// id. Default: the caller's own registry in the region.
+    #[arg(long, value_name = "HOST|ACCOUNT_ID")]
+    pub registry: Option<String>,
+
+    /// Compression for layers the source holds uncompressed: gzip (default, what every client
+    /// reads) or zstd (smaller and faster; needs containerd ≥ 1.5 / Docker ≥ 23 to pull).
+    #[arg(long, value_name = "ALGORITHM", default_value = "gzip")]
+    pub compression: String,
+
+    /// Print the push report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub registry_args: RegistryArgs,
+
+    #[command(flatten)]
+    pub repository_args: RepositoryArgs,
 }
 
 #[derive(Args, Debug)]

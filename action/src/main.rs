@@ -3,6 +3,7 @@
 //! A thin shell over `ferry-registry`: parse the command line, run one command, print its
 //! result, and exit non-zero with a one-line cause on failure.
 
+mod action;
 mod cli;
 mod commands;
 mod output;

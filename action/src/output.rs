@@ -121,3 +121,31 @@ mod tests {
         assert_eq!(human_size(20 * 1024 * 1024), "20.0 MiB");
     }
 }
+
+pub fn push_summary(outcome: &crate::commands::push::PushOutcome) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Pushed {} -> {}",
+        outcome.source, outcome.repository_uri
+    );
+    let _ = writeln!(
+        out,
+        "digest {} ({}, {})\n",
+        outcome.digest,
+        short_media_type(&outcome.media_type),
+        human_size(outcome.size)
+    );
+    for (tag, uri) in outcome.tags.iter().zip(&outcome.image_uris) {
+        let _ = writeln!(out, "{:<10} {uri}", tag.outcome);
+    }
+    let _ = writeln!(
+        out,
+        "\nlayers: {} uploaded ({}), {} already there; {:.1} s",
+        outcome.layers_uploaded,
+        human_size(outcome.bytes_uploaded),
+        outcome.layers_skipped,
+        outcome.elapsed.as_secs_f64()
+    );
+    out
+}

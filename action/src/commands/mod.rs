@@ -4,6 +4,7 @@
 mod copy;
 mod images;
 mod login;
+pub mod push;
 
 use std::sync::Arc;
 
@@ -16,6 +17,8 @@ use crate::cli::{AwsArgs, Command, RegistryArgs};
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Copy(args) => copy::run(*args).await,
+        Command::Push(args) => push::run(*args).await,
+        Command::Action => crate::action::run().await,
         Command::Login(args) => login::run(args).await,
         Command::Images(args) => images::run(args).await,
     }

@@ -31,7 +31,12 @@ pub struct EcrCredentials {
     aliases: HashMap<String, EcrHost>,
     slots: Mutex<HashMap<EcrHost, Arc<Slot>>>,
     fetches: AtomicU64,
+    observer: Option<TokenObserver>,
 }
+
+/// Called with every freshly fetched token, before it is used: the GitHub Action masks the
+/// password in its logs this way, including tokens refreshed in the middle of a run.
+pub type TokenObserver = Arc<dyn Fn(&super::EcrToken) + Send + Sync>;
 
 #[derive(Default)]
 struct Slot {
@@ -52,7 +57,13 @@ impl EcrCredentials {
             aliases: HashMap::new(),
             slots: Mutex::new(HashMap::new()),
             fetches: AtomicU64::new(0),
+            observer: None,
         }
+    }
+
+    pub fn with_observer(mut self, observer: TokenObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Answers for `registry` (as named in references, e.g. `127.0.0.1:5000`) with `host`'s
@@ -90,6 +101,9 @@ impl EcrCredentials {
         }
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let token = self.ecr.authorization_token(&host).await?;
+        if let Some(observer) = &self.observer {
+            observer(&token);
+        }
         let refresh_in = refresh_after(SystemTime::now(), token.expires_at);
         tracing::debug!(registry = %host, ?refresh_in, "fetched an ECR login");
         let credentials = Credentials::basic(token.username, token.password);

@@ -29,7 +29,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-pub use credentials::EcrCredentials;
+pub use credentials::{EcrCredentials, TokenObserver};
 pub use error::EcrError;
 pub use host::{EcrHost, EcrKind, is_ecr_host, resolve_registry};
 pub use images::ImageDetail;
