@@ -110,18 +110,6 @@ pub fn copy_summary(report: &CopyReport) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_are_human() {
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(20 * 1024 * 1024), "20.0 MiB");
-    }
-}
-
 pub fn push_summary(outcome: &crate::commands::push::PushOutcome) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -148,4 +136,16 @@ pub fn push_summary(outcome: &crate::commands::push::PushOutcome) -> String {
         outcome.elapsed.as_secs_f64()
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_human() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(20 * 1024 * 1024), "20.0 MiB");
+    }
 }

@@ -86,7 +86,7 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn immutable_rule(state: RepositoryState) -> Option<ImmutableTags> {
+pub(crate) fn immutable_rule(state: RepositoryState) -> Option<ImmutableTags> {
     state.tag_mutability.is_immutable().then(|| ImmutableTags {
         mutability: state.tag_mutability.as_str().to_string(),
         applies_to: Arc::new(move |tag| state.tag_is_immutable(tag)),
@@ -94,7 +94,7 @@ fn immutable_rule(state: RepositoryState) -> Option<ImmutableTags> {
 }
 
 /// Creation and drift go to stderr so `--json` output stays one document.
-fn report_repository(state: Option<&RepositoryState>, name: &str, dry_run: bool) {
+pub(crate) fn report_repository(state: Option<&RepositoryState>, name: &str, dry_run: bool) {
     let Some(state) = state else {
         if dry_run {
             eprintln!("ferry: repository {name} does not exist; a real run would create it");

@@ -39,6 +39,15 @@ pub async fn ecr(aws: &AwsArgs) -> anyhow::Result<Ecr> {
 /// A registry client configured from the shared flags. With `ecr`, ECR registries are logged
 /// into with AWS credentials; everything else uses docker's config.json.
 pub fn client(args: &RegistryArgs, ecr: Option<&Ecr>) -> anyhow::Result<Client> {
+    client_observed(args, ecr, None)
+}
+
+/// Like [`client`], showing every ECR token fetched to `observer` first.
+pub fn client_observed(
+    args: &RegistryArgs,
+    ecr: Option<&Ecr>,
+    observer: Option<ferry_registry::ecr::TokenObserver>,
+) -> anyhow::Result<Client> {
     let mut builder = Client::builder();
     for host in &args.insecure {
         builder = builder.insecure_host(host.clone());
@@ -50,7 +59,11 @@ pub fn client(args: &RegistryArgs, ecr: Option<&Ecr>) -> anyhow::Result<Client> 
         builder = builder.ecr_registry_url(url.clone());
     }
     if let Some(ecr) = ecr {
-        builder = builder.credentials(Arc::new(EcrCredentials::new(ecr.clone())));
+        let mut credentials = EcrCredentials::new(ecr.clone());
+        if let Some(observer) = observer {
+            credentials = credentials.with_observer(observer);
+        }
+        builder = builder.credentials(Arc::new(credentials));
     }
     builder.build().context("cannot set up the registry client")
 }

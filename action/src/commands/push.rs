@@ -1,11 +1,18 @@
 //! `ferry push IMAGE`: a local image into ECR in one step.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use ferry_registry::ecr::TokenObserver;
+use anyhow::Context;
+use ferry_registry::Reference;
+use ferry_registry::docker::DockerEngine;
+use ferry_registry::ecr::{EnsureMode, TokenObserver, resolve_registry};
+use ferry_registry::push::{Compression, PushCache, PushOptions, push};
+use ferry_registry::source::ImageSource;
 use serde::Serialize;
 
 use crate::cli::PushArgs;
+use crate::settings::repository_settings;
 
 /// What a push did, for the CLI's table and the Action's outputs and job summary.
 #[derive(Debug, Clone, Serialize)]
@@ -63,6 +70,105 @@ pub async fn execute(
     args: &PushArgs,
     observer: Option<TokenObserver>,
 ) -> anyhow::Result<PushOutcome> {
-    let _ = (args, observer);
-    anyhow::bail!("ferry push is being written")
+    let started = Instant::now();
+    let source = ImageSource::parse(&args.image).context("IMAGE")?;
+    let compression: Compression = args
+        .compression
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--compression: {e}"))?;
+    let tags = if args.tags.is_empty() {
+        vec!["latest".to_string()]
+    } else {
+        args.tags.clone()
+    };
+    let settings = repository_settings(&args.repository_args)?;
+    let repository = match (&args.repository, source.default_repository()) {
+        (Some(repository), _) => repository.clone(),
+        (None, Some(own)) => own,
+        (None, None) => anyhow::bail!(
+            "--repository is needed: {} names no repository of its own",
+            source.display()
+        ),
+    };
+
+    // Everything the user typed is checked before AWS is touched: a typo must not create a
+    // repository.
+    let named = Reference::parse(&format!("registry.invalid/{repository}"))
+        .with_context(|| format!("--repository {repository:?}"))?;
+    for tag in &tags {
+        named
+            .with_tag(tag)
+            .with_context(|| format!("--tag {tag:?}"))?;
+    }
+    let engine = match &source {
+        ImageSource::Daemon { name } => {
+            let engine = DockerEngine::from_env()?;
+            engine.inspect(name).await?;
+            Some(engine)
+        }
+        ImageSource::OciLayout { dir, .. } if !dir.is_dir() => {
+            anyhow::bail!("IMAGE: {} is not a directory", dir.display())
+        }
+        ImageSource::DockerArchive { path } if !path.is_file() => {
+            anyhow::bail!("IMAGE: {} is not a file", path.display())
+        }
+        _ => None,
+    };
+
+    let aws = &args.registry_args.aws;
+    let ecr = super::ecr(aws).await?;
+    let host = match &args.registry {
+        Some(registry) => {
+            resolve_registry(registry, aws.region.as_deref()).context("--registry")?
+        }
+        None => ecr.default_registry(aws.region.as_deref()).await?,
+    };
+    let destination = Reference::parse(&format!("{host}/{repository}")).context("--repository")?;
+    let client = super::client_observed(&args.registry_args, Some(&ecr), observer)?;
+
+    let mode = if args.repository_args.no_create {
+        EnsureMode::MustExist
+    } else {
+        EnsureMode::CreateIfMissing
+    };
+    let state = ecr
+        .ensure_repository(&host, &repository, &settings, mode)
+        .await?;
+    super::copy::report_repository(Some(&state), &repository, false);
+
+    let options = PushOptions {
+        compression,
+        tags: tags.clone(),
+        immutable_tags: super::copy::immutable_rule(state.clone()),
+        cache: Arc::new(PushCache::open_default()),
+        engine,
+    };
+    let report = push(&client, &source, &destination, &options).await?;
+    let repository_uri = format!("{host}/{repository}");
+    Ok(PushOutcome {
+        source: source.display(),
+        registry: host.to_string(),
+        repository: repository.clone(),
+        image_uris: tags
+            .iter()
+            .map(|t| format!("{repository_uri}:{t}"))
+            .collect(),
+        repository_uri,
+        digest: report.digest.to_string(),
+        media_type: report.media_type.clone(),
+        tags: report
+            .tags
+            .iter()
+            .map(|t| TagFate {
+                tag: t.tag.clone(),
+                outcome: t.outcome.as_str().to_string(),
+            })
+            .collect(),
+        size: report.size,
+        bytes_uploaded: report.bytes_uploaded,
+        layers_uploaded: report.layers_uploaded,
+        layers_skipped: report.layers_skipped,
+        repository_created: state.created,
+        elapsed: started.elapsed(),
+    })
 }

@@ -136,6 +136,45 @@ impl Repository {
         Ok(())
     }
 
+    /// Sends a blob whose digest is not known yet (it is being compressed on the fly) as one
+    /// streamed `PATCH` to an open session; returns where to commit it. One PATCH per blob is
+    /// the shape every registry handles, ECR included: what ECR drops is data spread over
+    /// several PATCHes. Commit with [`commit_upload`](Self::commit_upload).
+    pub async fn patch_upload(&self, location: url::Url, body: reqwest::Body) -> Result<url::Url> {
+        let request = Request::new(Method::PATCH, location.to_string(), self.push_scope())
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(Body::Stream(Some(body)));
+        let info = request.info();
+        let response = self.send(request).await?;
+        let response = expect(
+            response,
+            info.clone(),
+            &[
+                StatusCode::ACCEPTED,
+                StatusCode::NO_CONTENT,
+                StatusCode::CREATED,
+            ],
+        )
+        .await?;
+        match response.headers().get(LOCATION) {
+            Some(_) => self.location(&response, &info),
+            None => Ok(location),
+        }
+    }
+
+    /// Completes a session whose data was sent with [`patch_upload`](Self::patch_upload).
+    pub async fn commit_upload(&self, mut location: url::Url, digest: &Digest) -> Result<()> {
+        location
+            .query_pairs_mut()
+            .append_pair("digest", digest.as_str());
+        let request = Request::new(Method::PUT, location.to_string(), self.push_scope())
+            .header(CONTENT_LENGTH, "0");
+        let info = request.info();
+        let response = self.send(request).await?;
+        expect(response, info, &[StatusCode::CREATED]).await?;
+        Ok(())
+    }
+
     /// Uploads a blob held in memory (configs, small artifacts).
     pub async fn push_blob_bytes(&self, digest: &Digest, data: Bytes) -> Result<()> {
         let location = self.start_upload().await?;

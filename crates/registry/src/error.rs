@@ -118,6 +118,9 @@ pub enum Error {
     #[error(transparent)]
     Ecr(#[from] crate::ecr::EcrError),
 
+    #[error(transparent)]
+    Docker(#[from] crate::docker::DockerError),
+
     #[error("{request}: {source}")]
     Challenge {
         request: RequestInfo,
@@ -209,6 +212,7 @@ impl Error {
             Error::Manifest(_) => "invalid_manifest",
             Error::DockerConfig(_) => "docker_config",
             Error::Ecr(_) => "ecr",
+            Error::Docker(_) => "docker",
             Error::Challenge { .. } | Error::Auth { .. } => "auth",
             Error::Registry { status, code, .. } => match (status, code) {
                 (_, Some(ErrorCode::TooManyRequests)) | (429, _) => "throttled",

@@ -10,14 +10,18 @@ pub mod blob;
 pub mod client;
 pub mod copy;
 pub mod digest;
+pub mod docker;
+pub mod docker_archive;
 pub mod ecr;
 pub mod error;
 pub mod manifest;
 pub mod manifests;
 pub mod media_type;
+pub mod push;
 pub mod reference;
 pub mod referrers;
 pub mod retry;
+pub mod source;
 pub mod tags;
 
 pub use client::{Client, ClientBuilder, Repository};

@@ -1,0 +1,54 @@
+//! The step's outputs, as lines for `$GITHUB_OUTPUT`.
+
+use super::workflow::{heredoc_entry, output_entry};
+use crate::commands::push::PushOutcome;
+
+/// `registry`, `repository-uri`, `image-uri` (the first tag's), `image-uris` (one per line, as
+/// a heredoc even when there is one, so a workflow reads it the same way always) and `digest`.
+pub fn push_outputs(outcome: &PushOutcome) -> String {
+    let first = outcome.image_uris.first().map(String::as_str).unwrap_or("");
+    [
+        output_entry("registry", &outcome.registry),
+        output_entry("repository-uri", &outcome.repository_uri),
+        output_entry("image-uri", first),
+        heredoc_entry("image-uris", &outcome.image_uris.join("\n")),
+        output_entry("digest", &outcome.digest),
+    ]
+    .concat()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::action::summary::tests::outcome;
+
+    #[test]
+    fn outputs_file_format() {
+        let text = push_outputs(&outcome());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[..3],
+            [
+                "registry=123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+                "repository-uri=123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app",
+                "image-uri=123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app:1.0",
+            ]
+        );
+        let delimiter = lines[3].strip_prefix("image-uris<<").unwrap();
+        assert_eq!(
+            lines[4..7],
+            [
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app:1.0",
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app:latest",
+                delimiter,
+            ]
+        );
+        assert_eq!(
+            lines[7],
+            "digest=sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+        );
+        assert_eq!(lines.len(), 8);
+        assert!(text.ends_with('\n'));
+    }
+}

@@ -1,0 +1,185 @@
+//! The job summary (`$GITHUB_STEP_SUMMARY`): Markdown that the run's page shows.
+
+use std::fmt::Write;
+
+use crate::commands::push::PushOutcome;
+use crate::output::{human_size, short_media_type};
+
+pub fn push_summary(outcome: &PushOutcome) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "### ferry push: {}\n", code(&outcome.source));
+    let created = if outcome.repository_created {
+        " (repository created)"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        md,
+        "{} → {}{created}\n",
+        code(&outcome.source),
+        code(&outcome.repository_uri)
+    );
+    let _ = writeln!(md, "| tag | fate | image |\n|---|---|---|");
+    for (tag, uri) in outcome.tags.iter().zip(&outcome.image_uris) {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} |",
+            cell(&code(&tag.tag)),
+            cell(&tag.outcome),
+            cell(&code(uri))
+        );
+    }
+    let skipped = match outcome.layers_skipped {
+        0 => String::new(),
+        n => format!(", {n} already in the repository"),
+    };
+    let _ = writeln!(md, "\n| | |\n|---|---|");
+    let rows = [
+        ("digest", code(&outcome.digest)),
+        (
+            "media type",
+            short_media_type(&outcome.media_type).to_string(),
+        ),
+        ("size", human_size(outcome.size)),
+        (
+            "uploaded",
+            format!(
+                "{} in {} {}{skipped}",
+                human_size(outcome.bytes_uploaded),
+                outcome.layers_uploaded,
+                plural(outcome.layers_uploaded, "layer")
+            ),
+        ),
+        ("time", format!("{:.1} s", outcome.elapsed.as_secs_f64())),
+    ];
+    for (name, value) in rows {
+        let _ = writeln!(md, "| {name} | {} |", cell(&value));
+    }
+    md
+}
+
+/// What the summary says when the push failed: the cause, and what to do about it if known.
+pub fn failure_summary(image: &str, cause: &str, hint: Option<&str>) -> String {
+    let mut md = format!("### ferry push failed: {}\n\n", code(image));
+    let _ = writeln!(md, "```text\n{}\n```", cause.replace("```", "'''"));
+    if let Some(hint) = hint {
+        let _ = writeln!(md, "\n{hint}");
+    }
+    md
+}
+
+/// An inline code span that survives any backticks in the text.
+fn code(text: &str) -> String {
+    if text.contains('`') {
+        format!("`` {text} ``")
+    } else {
+        format!("`{text}`")
+    }
+}
+
+/// A table cell: a `|`, even inside a code span, would end the cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::commands::push::TagFate;
+
+    /// A hand-made outcome: two tags, one created and one moved.
+    pub(crate) fn outcome() -> PushOutcome {
+        let registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com".to_string();
+        let repository_uri = format!("{registry}/team/app");
+        PushOutcome {
+            source: "team/app:1.0".into(),
+            registry,
+            repository: "team/app".into(),
+            digest: "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+                .into(),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            image_uris: vec![
+                format!("{repository_uri}:1.0"),
+                format!("{repository_uri}:latest"),
+            ],
+            repository_uri,
+            tags: vec![
+                TagFate {
+                    tag: "1.0".into(),
+                    outcome: "created".into(),
+                },
+                TagFate {
+                    tag: "latest".into(),
+                    outcome: "moved".into(),
+                },
+            ],
+            size: 3 * 1024 * 1024 + 512,
+            bytes_uploaded: 2 * 1024 * 1024,
+            layers_uploaded: 2,
+            layers_skipped: 1,
+            repository_created: true,
+            elapsed: Duration::from_millis(4250),
+        }
+    }
+
+    #[test]
+    fn summary_of_a_push() {
+        let expected = "\
+### ferry push: `team/app:1.0`
+
+`team/app:1.0` → `123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app` (repository created)
+
+| tag | fate | image |
+|---|---|---|
+| `1.0` | created | `123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app:1.0` |
+| `latest` | moved | `123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app:latest` |
+
+| | |
+|---|---|
+| digest | `sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef` |
+| media type | oci manifest |
+| size | 3.0 MiB |
+| uploaded | 2.0 MiB in 2 layers, 1 already in the repository |
+| time | 4.2 s |
+";
+        assert_eq!(push_summary(&outcome()), expected);
+    }
+
+    #[test]
+    fn summary_of_a_warm_push() {
+        let mut o = outcome();
+        o.repository_created = false;
+        o.layers_uploaded = 0;
+        o.bytes_uploaded = 0;
+        o.layers_skipped = 0;
+        o.tags.truncate(1);
+        o.tags[0].outcome = "unchanged".into();
+        o.image_uris.truncate(1);
+        let md = push_summary(&o);
+        assert!(md.contains("→ `123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app`\n"));
+        assert!(md.contains("| `1.0` | unchanged |"));
+        assert!(md.contains("| uploaded | 0 B in 0 layers |"));
+    }
+
+    #[test]
+    fn markdown_specials_are_neutralised() {
+        assert_eq!(code("a`b"), "`` a`b ``");
+        assert_eq!(cell(&code("oci:x|y")), "`oci:x\\|y`");
+        let md = failure_summary("app:1", "bad\n```\nthing", Some("Do this."));
+        assert_eq!(
+            md,
+            "### ferry push failed: `app:1`\n\n```text\nbad\n'''\nthing\n```\n\nDo this.\n"
+        );
+    }
+}

@@ -1,0 +1,426 @@
+//! The GitHub Action as a runner runs it: its image built by `action/image.sh`, then
+//! `docker run` with `INPUT_*` variables, the Docker socket and a workspace mounted, and the
+//! `GITHUB_OUTPUT` / `GITHUB_STEP_SUMMARY` files — against the local ECR stand-in, reached over
+//! the host's loopback (`--network host`).
+//!
+//! These tests need a Docker Engine and fail, never skip, without one. The stand-in's token
+//! proxy runs inside this process, so the runtime is multi-threaded and every `docker` command
+//! runs on a blocking thread.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferry_testkit::ecr::EcrStandIn;
+use ferry_testkit::skopeo;
+
+const IMAGE_TAG: &str = "ferry-action:test";
+const MAX_IMAGE_BYTES: u64 = 25_000_000;
+/// A push of two tiny layers takes seconds; this only stops a hung container from hanging CI.
+const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Builds the Action's image once per test binary (a release build, then `docker build`).
+async fn action_image() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    tokio::task::spawn_blocking(|| {
+        IMAGE
+            .get_or_init(|| {
+                require_docker();
+                let script = workspace_root().join("action/image.sh");
+                // stderr is inherited: cargo's and docker's progress show in the test log.
+                let out = Command::new("bash")
+                    .arg(&script)
+                    .args(["--tag", IMAGE_TAG])
+                    .stderr(std::process::Stdio::inherit())
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{} failed", script.display());
+                IMAGE_TAG.to_string()
+            })
+            .as_str()
+    })
+    .await
+    .unwrap()
+}
+
+fn require_docker() {
+    let out = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output();
+    match out {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "the Docker Engine is unreachable; these tests need one (CI has it): {}",
+            text(&out.stderr)
+        ),
+        Err(e) => panic!("cannot run `docker` ({e}); these tests need a Docker Engine"),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+async fn docker(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || Command::new("docker").args(&args).output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// A step's workspace: the directory mounted at /github/workspace, with the empty output and
+/// summary files the runner creates before a step.
+struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    fn new() -> Workspace {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("out"), "").unwrap();
+        std::fs::write(dir.path().join("summary"), "").unwrap();
+        Workspace { dir }
+    }
+
+    fn outputs(&self) -> HashMap<String, String> {
+        parse_outputs(&std::fs::read_to_string(self.dir.path().join("out")).unwrap())
+    }
+
+    fn summary(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("summary")).unwrap()
+    }
+}
+
+/// `docker run` as the runner does it for a Docker container action, plus `--network host` so
+/// the container reaches the stand-in on 127.0.0.1.
+async fn run_action(image: &str, workspace: &Workspace, env: &[(String, String)]) -> Output {
+    let name = format!(
+        "ferry-action-test-{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let mut args: Vec<String> = [
+        "run",
+        "--rm",
+        "--name",
+        &name,
+        "--network",
+        "host",
+        "--workdir",
+        "/github/workspace",
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock",
+        "-v",
+        &format!("{}:/github/workspace", workspace.dir.path().display()),
+        "-e",
+        "GITHUB_WORKSPACE=/github/workspace",
+        "-e",
+        "GITHUB_OUTPUT=/github/workspace/out",
+        "-e",
+        "GITHUB_STEP_SUMMARY=/github/workspace/summary",
+        "-e",
+        "GITHUB_ACTIONS=true",
+        "-e",
+        "CI=true",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for (key, value) in env {
+        args.push("-e".into());
+        args.push(format!("{key}={value}"));
+    }
+    args.push(image.to_string());
+    match tokio::time::timeout(RUN_TIMEOUT, docker(args)).await {
+        Ok(out) => out,
+        Err(_) => {
+            docker(vec!["rm".into(), "-f".into(), name]).await;
+            panic!("the Action's container ran longer than {RUN_TIMEOUT:?}");
+        }
+    }
+}
+
+/// Reads a `$GITHUB_OUTPUT` file: `name=value` lines and `name<<DELIM` … `DELIM` blocks.
+fn parse_outputs(text: &str) -> HashMap<String, String> {
+    let mut outputs = HashMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((name, delimiter)) = line.split_once("<<") {
+            let mut value = Vec::new();
+            for line in lines.by_ref() {
+                if line == delimiter {
+                    break;
+                }
+                value.push(line);
+            }
+            outputs.insert(name.to_string(), value.join("\n"));
+        } else if let Some((name, value)) = line.split_once('=') {
+            outputs.insert(name.to_string(), value.to_string());
+        }
+    }
+    outputs
+}
+
+/// A local image of two layers of random bytes, built with `docker build` from scratch.
+struct LocalImage {
+    name: String,
+}
+
+impl LocalImage {
+    async fn build(name: &str) -> LocalImage {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            ^ u64::from(std::process::id());
+        for (i, file) in ["a", "b"].iter().enumerate() {
+            std::fs::write(
+                dir.path().join(file),
+                random_bytes(seed + i as u64, 64 * 1024),
+            )
+            .unwrap();
+        }
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch\nCOPY a /a\nCOPY b /b\n",
+        )
+        .unwrap();
+        let out = docker(vec![
+            "build".into(),
+            "-q".into(),
+            "-t".into(),
+            name.into(),
+            dir.path().display().to_string(),
+        ])
+        .await;
+        assert!(out.status.success(), "docker build: {}", text(&out.stderr));
+        LocalImage { name: name.into() }
+    }
+}
+
+impl Drop for LocalImage {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &self.name])
+            .output();
+    }
+}
+
+fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_is_small_and_has_no_shell() {
+    let image = action_image().await;
+    let out = docker(
+        [
+            "image",
+            "inspect",
+            "--format",
+            "{{.Size}} {{json .Config.Entrypoint}}",
+            image,
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let inspected = text(&out.stdout);
+    let (size, entrypoint) = inspected.trim().split_once(' ').unwrap();
+    let size: u64 = size.parse().unwrap();
+    assert!(
+        size <= MAX_IMAGE_BYTES,
+        "the Action's image is {size} bytes, over the {MAX_IMAGE_BYTES}-byte budget"
+    );
+    assert_eq!(entrypoint, r#"["/ferry","action"]"#);
+
+    let out = docker(
+        [
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/bin/sh",
+            image,
+            "-c",
+            "true",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    assert!(!out.status.success(), "the image has a shell");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_input_fails_with_an_annotation() {
+    let image = action_image().await;
+    let workspace = Workspace::new();
+    let env = [
+        ("INPUT_COMMAND", "push"),
+        ("INPUT_IMAGE", "app:1"),
+        ("INPUT_SCAN-ON-PUSH", "sometimes"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()));
+    let out = run_action(image, &workspace, &env).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(
+            "::error title=ferry action%3A invalid input::input `scan-on-push`: expected true \
+             or false, got \"sometimes\""
+        ),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(workspace.outputs().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_a_local_image_as_a_runner_runs_it() {
+    let image = action_image().await;
+    let stand_in = EcrStandIn::start().await.unwrap();
+    let app = LocalImage::build(&format!("ferry-action-test/app{}:1", std::process::id())).await;
+    let workspace = Workspace::new();
+
+    let mut env: Vec<(String, String)> = [
+        ("INPUT_COMMAND", "push"),
+        ("INPUT_IMAGE", app.name.as_str()),
+        ("INPUT_REPOSITORY", "team/app"),
+        ("INPUT_TAGS", "1.0\nlatest"),
+        ("INPUT_CREATE-REPOSITORY", "true"),
+        ("INPUT_SCAN-ON-PUSH", "true"),
+        (
+            "INPUT_LIFECYCLE-POLICY",
+            r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":14},"action":{"type":"expire"}}]}"#,
+        ),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .to_vec();
+    env.extend(stand_in.env());
+    let out = run_action(image, &workspace, &env).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the Action failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+
+    // Outputs.
+    let host = stand_in.ecr_host();
+    let outputs = workspace.outputs();
+    assert_eq!(outputs["registry"], host);
+    assert_eq!(outputs["repository-uri"], format!("{host}/team/app"));
+    assert_eq!(outputs["image-uri"], format!("{host}/team/app:1.0"));
+    assert_eq!(
+        outputs["image-uris"],
+        format!("{host}/team/app:1.0\n{host}/team/app:latest")
+    );
+    let digest = &outputs["digest"];
+    let password = stand_in.password();
+    let raw = skopeo::inspect_raw(
+        &format!("{}/team/app:latest", stand_in.registry().host()),
+        Some(("AWS", &password)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(&ferry_testkit::sha256_digest(&raw), digest);
+    // The inline lifecycle policy went through a file in the image's /tmp.
+    assert_eq!(stand_in.api_call_count("PutLifecyclePolicy"), 1);
+
+    // The job summary.
+    let summary = workspace.summary();
+    assert!(summary.starts_with("### ferry push: "), "{summary}");
+    assert!(summary.contains(&format!("| `1.0` | created | `{host}/team/app:1.0` |")));
+    assert!(summary.contains(&format!(
+        "| `latest` | created | `{host}/team/app:latest` |"
+    )));
+    assert!(summary.contains(&format!("| digest | `{digest}` |")));
+    assert!(summary.contains("| uploaded | "), "{summary}");
+    assert!(summary.contains("| time | "), "{summary}");
+
+    // The log: one group around the push; the password masked before anything else printed
+    // it, and nowhere but on the mask lines.
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], format!("::group::Push {}", app.name));
+    let mask = format!("::add-mask::{password}");
+    let first_mask = lines.iter().position(|l| *l == mask).unwrap_or_else(|| {
+        panic!("no {mask:?} line\n{stdout}");
+    });
+    let end_group = lines.iter().position(|l| *l == "::endgroup::").unwrap();
+    assert!(first_mask < end_group, "{stdout}");
+    use base64::Engine;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
+    assert!(
+        lines.contains(&format!("::add-mask::{token}").as_str()),
+        "{stdout}"
+    );
+    for (stream, output) in [("stdout", &stdout), ("stderr", &stderr)] {
+        for line in output.lines() {
+            assert!(
+                !(line.contains(&password) || line.contains(&token))
+                    || line.starts_with("::add-mask::"),
+                "the password escaped on {stream}: {line}"
+            );
+        }
+    }
+    let files = std::fs::read_to_string(workspace.dir.path().join("out")).unwrap() + &summary;
+    assert!(!files.contains(&password));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_push_is_an_annotation_and_a_summary() {
+    let image = action_image().await;
+    let stand_in = EcrStandIn::start().await.unwrap();
+    let workspace = Workspace::new();
+    let missing = format!("ferry-action-test/missing{}:1", std::process::id());
+    let mut env: Vec<(String, String)> = [
+        ("INPUT_IMAGE", missing.as_str()),
+        ("INPUT_REPOSITORY", "team/app"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .to_vec();
+    env.extend(stand_in.env());
+    let out = run_action(image, &workspace, &env).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let annotation = stdout
+        .lines()
+        .find(|l| l.starts_with("::error title=ferry push failed::"))
+        .unwrap_or_else(|| panic!("no error annotation\n{stdout}"));
+    assert!(annotation.len() > "::error title=ferry push failed::".len());
+    // The annotation is outside the log group, where the run's page shows it first.
+    let end_group = stdout.find("::endgroup::").unwrap();
+    assert!(stdout.find("::error ").unwrap() > end_group, "{stdout}");
+    let summary = workspace.summary();
+    assert!(
+        summary.starts_with(&format!("### ferry push failed: `{missing}`")),
+        "{summary}"
+    );
+    assert!(workspace.outputs().is_empty());
+}

@@ -1,0 +1,423 @@
+//! `ferry push` on this machine's real Docker Engine into the ECR stand-in: by `repo:tag` and by
+//! short image ID, warm re-pushes, extra tags, `oci:` and `docker-archive:` sources, and the
+//! errors a user meets.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use ferry_testkit::ecr::EcrStandIn;
+use ferry_testkit::{ImageSpec, skopeo};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A local image built with `docker build` from scratch: `layers` layers of random data.
+struct LocalImage {
+    name: String,
+    id: String,
+}
+
+impl LocalImage {
+    fn build(layers: usize, kib: usize) -> LocalImage {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("ferry-push-test/app{}-{n}:1", std::process::id());
+        let dir = tempfile::tempdir().unwrap();
+        let mut dockerfile = String::from("FROM scratch\n");
+        for i in 0..layers {
+            let data: Vec<u8> = (0..kib * 1024).map(|_| rand_byte()).collect();
+            std::fs::write(dir.path().join(format!("f{i}")), data).unwrap();
+            dockerfile.push_str(&format!("COPY f{i} /f{i}\n"));
+        }
+        std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", &name])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker build: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        LocalImage { name, id }
+    }
+
+    fn short_id(&self) -> String {
+        self.id.trim_start_matches("sha256:")[..12].to_string()
+    }
+}
+
+impl Drop for LocalImage {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &self.name])
+            .output();
+    }
+}
+
+fn rand_byte() -> u8 {
+    use std::cell::Cell;
+    thread_local!(static STATE: Cell<u64> = Cell::new(0x9e3779b97f4a7c15 ^ u64::from(std::process::id())));
+    STATE.with(|s| {
+        let mut x = s.get() ^ (COUNTER.load(Ordering::Relaxed) as u64);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        (x >> 24) as u8
+    })
+}
+
+fn ferry(stand_in: &EcrStandIn, cache: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", cache)
+        .env("DOCKER_CONFIG", cache)
+        .env("FERRY_CACHE_DIR", cache);
+    for (k, v) in stand_in.env() {
+        cmd.env(k, v);
+    }
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd.args(args).output().unwrap()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "ferry failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+async fn manifest_at(stand_in: &EcrStandIn, reference: &str) -> serde_json::Value {
+    let password = stand_in.password();
+    let raw = skopeo::inspect_raw(
+        &format!("{}/{reference}", stand_in.registry().host()),
+        Some(("AWS", &password)),
+    )
+    .await
+    .unwrap();
+    serde_json::from_slice(&raw).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_by_name_then_warm_and_extra_tags() {
+    let stand_in = EcrStandIn::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let image = LocalImage::build(3, 256);
+
+    let first = json(&ferry(
+        &stand_in,
+        cache.path(),
+        &[
+            "push",
+            &image.name,
+            "--repository",
+            "team/app",
+            "--tag",
+            "v1",
+            "--json",
+        ],
+        &[],
+    ));
+    assert_eq!(first["layers_uploaded"], 3);
+    assert_eq!(first["tags"][0]["outcome"], "created");
+    assert!(first["repository_created"].as_bool().unwrap());
+    let digest = first["digest"].as_str().unwrap().to_string();
+    assert_eq!(
+        first["image_uris"][0],
+        format!("{}/team/app:v1", stand_in.ecr_host())
+    );
+
+    // What the registry holds: the engine's exact config (its digest is the image ID) and
+    // three gzip layers.
+    let manifest = manifest_at(&stand_in, "team/app:v1").await;
+    assert_eq!(manifest["config"]["digest"], image.id.as_str());
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 3);
+    let password = stand_in.password();
+    let raw = skopeo::inspect_raw(
+        &format!("{}/team/app:v1", stand_in.registry().host()),
+        Some(("AWS", &password)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ferry_testkit::sha256_digest(&raw), digest);
+
+    assert_layers_match_diff_ids(&stand_in, "team/app:v1");
+
+    // Again: nothing uploaded, tags unchanged.
+    let again = json(&ferry(
+        &stand_in,
+        cache.path(),
+        &[
+            "push",
+            &image.name,
+            "--repository",
+            "team/app",
+            "--tag",
+            "v1",
+            "--json",
+        ],
+        &[],
+    ));
+    assert_eq!(again["layers_uploaded"], 0);
+    assert_eq!(again["bytes_uploaded"], 0);
+    assert_eq!(again["tags"][0]["outcome"], "unchanged");
+    assert_eq!(again["digest"], digest.as_str());
+
+    // Extra tags cost manifest PUTs only.
+    let tagged = json(&ferry(
+        &stand_in,
+        cache.path(),
+        &[
+            "push",
+            &image.name,
+            "--repository",
+            "team/app",
+            "--tag",
+            "v1",
+            "--tag",
+            "stable",
+            "--tag",
+            "prod",
+            "--json",
+        ],
+        &[],
+    ));
+    assert_eq!(tagged["layers_uploaded"], 0);
+    let outcomes: Vec<&str> = tagged["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["unchanged", "created", "created"]);
+    let prod = manifest_at(&stand_in, "team/app:prod").await;
+    assert_eq!(prod["config"]["digest"], image.id.as_str());
+
+    // A cold cache on a warm registry: layers are read and compressed again (same bytes, same
+    // digest) but the tag stays unchanged.
+    let cold_cache = tempfile::tempdir().unwrap();
+    let recomputed = json(&ferry(
+        &stand_in,
+        cold_cache.path(),
+        &[
+            "push",
+            &image.name,
+            "--repository",
+            "team/app",
+            "--tag",
+            "v1",
+            "--json",
+        ],
+        &[],
+    ));
+    assert_eq!(
+        recomputed["digest"],
+        digest.as_str(),
+        "compression is deterministic"
+    );
+    assert_eq!(recomputed["tags"][0]["outcome"], "unchanged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_by_short_image_id_and_default_repository() {
+    let stand_in = EcrStandIn::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let image = LocalImage::build(2, 64);
+    let by_id = json(&ferry(
+        &stand_in,
+        cache.path(),
+        &["push", &image.short_id(), "--repository", "by-id", "--json"],
+        &[],
+    ));
+    assert_eq!(by_id["tags"][0]["tag"], "latest");
+    let by_name = json(&ferry(
+        &stand_in,
+        cache.path(),
+        &["push", &image.name, "--json"],
+        &[],
+    ));
+    assert_eq!(by_name["digest"], by_id["digest"]);
+    let own_repo = image.name.split(':').next().unwrap();
+    assert_eq!(by_name["repository"], own_repo);
+
+    let out = ferry(&stand_in, cache.path(), &["push", &image.short_id()], &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--repository"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_from_oci_layout_and_docker_archive() {
+    let stand_in = EcrStandIn::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+
+    let built = ferry_testkit::build(&ImageSpec::new(&["linux/amd64", "linux/arm64"])).unwrap();
+    let layout = tempfile::tempdir().unwrap();
+    built.write_oci_layout(layout.path(), "v9").unwrap();
+    let source = format!("oci:{}:v9", layout.path().display());
+    let pushed = json(&ferry(
+        &stand_in,
+        cache.path(),
+        &["push", &source, "--repository", "from-oci", "--json"],
+        &[],
+    ));
+    assert_eq!(
+        pushed["digest"],
+        built.index.digest.as_str(),
+        "an OCI layout goes up unchanged"
+    );
+    let password = stand_in.password();
+    let raw = skopeo::inspect_raw(
+        &format!("{}/from-oci:latest", stand_in.registry().host()),
+        Some(("AWS", &password)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ferry_testkit::sha256_digest(&raw), built.index.digest);
+
+    let image = LocalImage::build(2, 64);
+    let archive = tempfile::tempdir().unwrap();
+    let tar = archive.path().join("image.tar");
+    let out = Command::new("docker")
+        .args(["save", "-o"])
+        .arg(&tar)
+        .arg(&image.name)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let source = format!("docker-archive:{}", tar.display());
+    let from_file = json(&ferry(
+        &stand_in,
+        cache.path(),
+        &["push", &source, "--repository", "from-file", "--json"],
+        &[],
+    ));
+    let manifest = manifest_at(&stand_in, "from-file:latest").await;
+    assert_eq!(manifest["config"]["digest"], image.id.as_str());
+    assert_eq!(from_file["layers_uploaded"], 2);
+}
+
+/// Pulls the image with skopeo (which verifies every blob digest), then checks each
+/// decompressed layer against the config's `diff_ids`: the layers are the engine's, byte for byte.
+fn assert_layers_match_diff_ids(stand_in: &EcrStandIn, reference: &str) {
+    let out_dir = tempfile::tempdir().unwrap();
+    let password = stand_in.password();
+    let out = Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false", "--src-creds"])
+        .arg(format!("AWS:{password}"))
+        .arg(format!(
+            "docker://{}/{reference}",
+            stand_in.registry().host()
+        ))
+        .arg(format!("dir:{}", out_dir.path().display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo copy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.path().join("manifest.json")).unwrap())
+            .unwrap();
+    let file = |digest: &serde_json::Value| {
+        out_dir
+            .path()
+            .join(digest.as_str().unwrap().trim_start_matches("sha256:"))
+    };
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(file(&manifest["config"]["digest"])).unwrap())
+            .unwrap();
+    let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), diff_ids.len());
+    for (layer, diff_id) in layers.iter().zip(diff_ids) {
+        let compressed = std::fs::read(file(&layer["digest"])).unwrap();
+        let mut tar = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&compressed[..]), &mut tar)
+            .unwrap();
+        assert_eq!(
+            &ferry_testkit::sha256_digest(&tar),
+            diff_id.as_str().unwrap()
+        );
+    }
+}
+
+fn assert_clear_failure(out: &Output, expect: &str) {
+    assert!(!out.status.success(), "should fail");
+    let err = stderr(out);
+    assert_eq!(
+        err.lines().filter(|l| !l.trim().is_empty()).count(),
+        1,
+        "one line: {err}"
+    );
+    assert!(err.contains(expect), "expected {expect:?} in {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_errors_for_what_users_get_wrong() {
+    let stand_in = EcrStandIn::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let out = ferry(
+        &stand_in,
+        cache.path(),
+        &["push", "ferry-push-test/does-not-exist:1"],
+        &[],
+    );
+    assert_clear_failure(&out, "no such local image");
+    let out = ferry(
+        &stand_in,
+        cache.path(),
+        &["push", "app:1", "--tag", "bad tag"],
+        &[],
+    );
+    assert_clear_failure(&out, "--tag");
+    let out = ferry(&stand_in, cache.path(), &["push", "Bad::Ref"], &[]);
+    assert_clear_failure(&out, "IMAGE");
+    let out = ferry(
+        &stand_in,
+        cache.path(),
+        &["push", "app:1", "--repository", "Upper/Case"],
+        &[],
+    );
+    assert_clear_failure(&out, "--repository");
+    let out = ferry(
+        &stand_in,
+        cache.path(),
+        &["push", "app:1"],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
+    assert_clear_failure(&out, "Docker Engine");
+
+    let image = LocalImage::build(1, 4);
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", empty.path())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", empty.path().join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", empty.path().join("none"))
+        .env("AWS_ENDPOINT_URL_ECR", stand_in.api_url())
+        .args(["push", &image.name])
+        .output()
+        .unwrap();
+    assert_clear_failure(&out, "no AWS credentials");
+}

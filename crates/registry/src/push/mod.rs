@@ -1,0 +1,387 @@
+//! Pushing a local image — from the Docker Engine, a `docker save` archive or an OCI layout —
+//! to a registry.
+//!
+//! The data path, top-down, for an image in the Docker Engine:
+//! 1. Inspect it (image ID, layer `diff_ids`) and `HEAD` every destination tag.
+//! 2. If the cache holds the manifest pushed for this image ID: when every tag already points
+//!    at it, stop (no export at all); when the registry has all its blobs, just set the tags.
+//! 3. Otherwise export the image as a stream and push each layer in one pass ([`archive`]):
+//!    compressed on the fly unless it arrives compressed, skipped when the cache shows the
+//!    registry has it.
+//! 4. Upload the config, build the manifest from the archive's `manifest.json`, push it under
+//!    the first tag, then each further tag by a manifest PUT only — last, so a tag never points
+//!    at anything incomplete.
+
+mod archive;
+pub mod cache;
+pub mod compress;
+mod layout;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use futures::future::try_join_all;
+use serde::Serialize;
+
+pub use cache::PushCache;
+pub use compress::Compression;
+
+use crate::client::{Client, Repository, RequestCounters, RequestCounts};
+use crate::copy::{ImmutableTags, TagEntry, TagOutcome};
+use crate::digest::Digest;
+use crate::docker::DockerEngine;
+use crate::docker_archive::SaveManifest;
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+use crate::media_type::{
+    DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST,
+};
+use crate::reference::Reference;
+use crate::source::ImageSource;
+
+pub struct PushOptions {
+    pub compression: Compression,
+    /// Tags to set, in order; at least one.
+    pub tags: Vec<String>,
+    pub immutable_tags: Option<ImmutableTags>,
+    pub cache: Arc<PushCache>,
+    /// The engine for [`ImageSource::Daemon`]; default: from `DOCKER_HOST`.
+    pub engine: Option<DockerEngine>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PushReport {
+    pub source: String,
+    pub destination: String,
+    pub digest: Digest,
+    pub media_type: String,
+    /// Config and layers, as stored.
+    pub size: u64,
+    pub tags: Vec<TagEntry>,
+    pub layers_uploaded: u64,
+    pub layers_skipped: u64,
+    pub bytes_uploaded: u64,
+    /// Whether the image had to be read from its source (false: the cache sufficed).
+    pub read_source: bool,
+    pub requests: RequestCounts,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Tally {
+    uploaded: AtomicU64,
+    skipped: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Tally {
+    fn uploaded(&self, size: u64) {
+        self.uploaded.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+    }
+
+    fn skipped(&self, _size: u64) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Pushes `source` to the repository `destination` names, under `options.tags`.
+pub async fn push(
+    client: &Client,
+    source: &ImageSource,
+    destination: &Reference,
+    options: &PushOptions,
+) -> Result<PushReport> {
+    let started = Instant::now();
+    if options.tags.is_empty() {
+        return Err(Error::Config("a push needs at least one tag".into()));
+    }
+    let counters = Arc::new(RequestCounters::default());
+    let dst = client
+        .repository(destination)
+        .with_counters(counters.clone());
+    let tally = Tally::default();
+
+    let current: Vec<Option<Digest>> =
+        try_join_all(options.tags.iter().map(|tag| dst.head_manifest(tag)))
+            .await?
+            .into_iter()
+            .map(|head| head.map(|h| h.digest))
+            .collect();
+
+    let (manifest, read_source) = match source {
+        ImageSource::Daemon { name } => {
+            let engine = match &options.engine {
+                Some(engine) => engine.clone(),
+                None => DockerEngine::from_env()?,
+            };
+            let inspect = engine.inspect(name).await?;
+            let image_key = format!("{}|{}", inspect.id, options.compression.as_str());
+            match reuse_cached(&dst, &options.cache, &image_key, &options.tags, &current).await? {
+                Some(manifest) => (manifest, false),
+                None => {
+                    let export = engine.export(name).await?;
+                    let reader =
+                        tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(
+                            futures::TryStreamExt::map_err(export, std::io::Error::other),
+                        ));
+                    let manifest =
+                        push_archive(reader, &dst, options, &tally, Some(name.as_str())).await?;
+                    options.cache.set_image(
+                        image_key,
+                        cache::CachedImage {
+                            manifest: String::from_utf8_lossy(manifest.raw()).into_owned(),
+                            media_type: manifest.media_type().to_string(),
+                        },
+                    );
+                    (manifest, true)
+                }
+            }
+        }
+        ImageSource::DockerArchive { path } => {
+            let file = std::fs::File::open(path).map_err(|e| {
+                Error::Config(format!(
+                    "cannot read docker archive {}: {e}",
+                    path.display()
+                ))
+            })?;
+            (push_archive(file, &dst, options, &tally, None).await?, true)
+        }
+        ImageSource::OciLayout { dir, tag } => {
+            let manifest = layout::select(dir, tag.as_deref()).await?;
+            layout::push_contents(dir, &manifest, &dst, &tally).await?;
+            (manifest, true)
+        }
+    };
+    options.cache.save();
+
+    let tags = set_tags(
+        &dst,
+        &manifest,
+        &options.tags,
+        current,
+        options.immutable_tags.as_ref(),
+    )
+    .await?;
+    let size = manifest.blobs().iter().map(|d| d.size()).sum();
+    Ok(PushReport {
+        source: source.display(),
+        destination: format!("{}/{}", destination.registry(), destination.repository()),
+        digest: manifest.digest().clone(),
+        media_type: manifest.media_type().to_string(),
+        size,
+        tags,
+        layers_uploaded: tally.uploaded.load(Ordering::Relaxed),
+        layers_skipped: tally.skipped.load(Ordering::Relaxed),
+        bytes_uploaded: tally.bytes.load(Ordering::Relaxed),
+        read_source,
+        requests: counters.snapshot(),
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+/// The manifest pushed last time for this image, if it can stand as it is: every tag already
+/// points at it, or the registry still has every blob it names.
+async fn reuse_cached(
+    dst: &Repository,
+    cache: &PushCache,
+    image_key: &str,
+    tags: &[String],
+    current: &[Option<Digest>],
+) -> Result<Option<Manifest>> {
+    let Some(cached) = cache.image(image_key) else {
+        return Ok(None);
+    };
+    let Ok(manifest) = Manifest::from_raw(
+        cached.manifest.into_bytes().into(),
+        Some(&cached.media_type),
+    ) else {
+        return Ok(None);
+    };
+    if !tags.is_empty()
+        && current
+            .iter()
+            .all(|d| d.as_ref() == Some(manifest.digest()))
+    {
+        return Ok(Some(manifest));
+    }
+    let present = try_join_all(manifest.blobs().into_iter().map(|d| async move {
+        let digest = crate::manifest::descriptor_digest(d)?;
+        Ok::<_, Error>(dst.head_blob(&digest).await?.is_some())
+    }))
+    .await?;
+    Ok(present.into_iter().all(|p| p).then_some(manifest))
+}
+
+/// Pushes an exported image's layers and config, and returns its manifest (not yet pushed).
+async fn push_archive(
+    input: impl std::io::Read + Send + 'static,
+    dst: &Repository,
+    options: &PushOptions,
+    tally: &Tally,
+    wanted: Option<&str>,
+) -> Result<Manifest> {
+    let handle = tokio::runtime::Handle::current();
+    let collected = {
+        let dst = dst.clone();
+        let cache = options.cache.clone();
+        let compression = options.compression;
+        tokio::task::spawn_blocking(move || {
+            archive::push_layers(input, &dst, compression, &cache, &handle)
+        })
+        .await
+        .map_err(|e| Error::Other(format!("the archive reader failed: {e}")))??
+    };
+    for pushed in collected.blobs.values() {
+        if pushed.uploaded {
+            tally.uploaded(pushed.blob.size);
+        } else {
+            tally.skipped(pushed.blob.size);
+        }
+    }
+
+    let entries: Vec<SaveManifest> = collected
+        .jsons
+        .get("manifest.json")
+        .ok_or_else(|| {
+            Error::Config(
+                "the image archive has no manifest.json (is it a `docker save` tar?)".into(),
+            )
+        })
+        .and_then(|bytes| {
+            serde_json::from_slice(bytes)
+                .map_err(|e| Error::Config(format!("the archive's manifest.json is invalid: {e}")))
+        })?;
+    let entry = pick_entry(&entries, wanted)?;
+    let config = collected
+        .jsons
+        .get(&crate::docker_archive::normalize_path(&entry.config))
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "the archive lacks the image config {}",
+                entry.config
+            ))
+        })?;
+    let config_digest = Digest::sha256_of(config);
+    if dst.head_blob(&config_digest).await?.is_none() {
+        dst.push_blob_bytes(&config_digest, config.clone().into())
+            .await?;
+    }
+    let layers = entry
+        .layers
+        .iter()
+        .map(|path| {
+            collected
+                .blob(&crate::docker_archive::normalize_path(path))
+                .map(|p| p.blob.clone())
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "the archive's manifest.json names {path}, which it does not hold"
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    build_manifest(
+        &config_digest,
+        config.len() as u64,
+        &layers,
+        options.compression,
+    )
+}
+
+fn pick_entry<'a>(entries: &'a [SaveManifest], wanted: Option<&str>) -> Result<&'a SaveManifest> {
+    if let Some(name) = wanted
+        && let Some(found) = entries
+            .iter()
+            .find(|e| e.repo_tags.iter().any(|t| t == name))
+    {
+        return Ok(found);
+    }
+    entries
+        .first()
+        .ok_or_else(|| Error::Config("the archive's manifest.json lists no image".into()))
+}
+
+/// A Docker v2 manifest when every layer is gzip (what `docker push` makes, readable
+/// everywhere), else an OCI manifest.
+fn build_manifest(
+    config: &Digest,
+    config_size: u64,
+    layers: &[cache::CachedBlob],
+    compression: Compression,
+) -> Result<Manifest> {
+    let docker = compression == Compression::Gzip
+        && layers
+            .iter()
+            .all(|l| l.media_type == DOCKER_LAYER_GZIP || l.media_type == OCI_LAYER_GZIP);
+    let layer_type = |l: &cache::CachedBlob| -> String {
+        if docker {
+            DOCKER_LAYER_GZIP.to_string()
+        } else if l.media_type == DOCKER_LAYER_GZIP {
+            OCI_LAYER_GZIP.to_string()
+        } else {
+            l.media_type.clone()
+        }
+    };
+    let (media_type, config_type) = if docker {
+        (DOCKER_MANIFEST, DOCKER_CONFIG)
+    } else {
+        (OCI_MANIFEST, OCI_CONFIG)
+    };
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "config": {"mediaType": config_type, "size": config_size, "digest": config},
+        "layers": layers.iter().map(|l| serde_json::json!({
+            "mediaType": layer_type(l), "size": l.size, "digest": l.digest,
+        })).collect::<Vec<_>>(),
+    });
+    let raw = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| Error::Other(format!("cannot encode the manifest: {e}")))?;
+    Ok(Manifest::from_raw(raw.into(), Some(media_type))?)
+}
+
+/// Points every tag at `manifest`: tags already there are left alone (even on immutable
+/// repositories); a tag that would move on an immutable repository fails before any is set.
+async fn set_tags(
+    dst: &Repository,
+    manifest: &Manifest,
+    tags: &[String],
+    current: Vec<Option<Digest>>,
+    immutable: Option<&ImmutableTags>,
+) -> Result<Vec<TagEntry>> {
+    if let Some(rule) = immutable {
+        for (tag, previous) in tags.iter().zip(&current) {
+            if let Some(previous) = previous
+                && previous != manifest.digest()
+                && (rule.applies_to)(tag)
+            {
+                return Err(Error::ImmutableTag {
+                    repository: format!("{}/{}", dst.registry(), dst.name()),
+                    tag: tag.clone(),
+                    current: previous.clone(),
+                    new: manifest.digest().clone(),
+                    mutability: rule.mutability.clone(),
+                });
+            }
+        }
+    }
+    let mut entries = Vec::with_capacity(tags.len());
+    for (tag, previous) in tags.iter().zip(current) {
+        let outcome = match &previous {
+            Some(d) if d == manifest.digest() => TagOutcome::Unchanged,
+            Some(_) => TagOutcome::Moved,
+            None => TagOutcome::Created,
+        };
+        if outcome != TagOutcome::Unchanged {
+            dst.put_manifest(tag, manifest).await?;
+        }
+        entries.push(TagEntry {
+            tag: tag.clone(),
+            outcome,
+            previous: previous.filter(|d| d != manifest.digest()),
+        });
+    }
+    Ok(entries)
+}
