@@ -150,8 +150,10 @@ pub struct PushArgs {
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
 
-    /// The ECR registry: a host (`123456789012.dkr.ecr.eu-west-1.amazonaws.com`) or an account
-    /// id. Default: the caller's own registry in the region.
+    /// The registry: an ECR host (`123456789012.dkr.ecr.eu-west-1.amazonaws.com`) or account id
+    /// (default: the caller's own ECR registry in the region), or any other registry host
+    /// (`localhost:5000`), which is pushed to with docker's credentials and no repository
+    /// management.
     #[arg(long, value_name = "HOST|ACCOUNT_ID")]
     pub registry: Option<String>,
 

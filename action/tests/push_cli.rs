@@ -421,3 +421,41 @@ async fn clear_errors_for_what_users_get_wrong() {
         .unwrap();
     assert_clear_failure(&out, "no AWS credentials");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_to_a_plain_registry_without_aws() {
+    let registry = ferry_testkit::TestRegistry::anonymous().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let image = LocalImage::build(2, 64);
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", cache.path())
+        .env("DOCKER_CONFIG", cache.path())
+        .env("FERRY_CACHE_DIR", cache.path())
+        .args([
+            "push",
+            &image.name,
+            "--registry",
+            &registry.host(),
+            "--repository",
+            "plain/app",
+            "--tag",
+            "v1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let report = json(&out);
+    assert_eq!(
+        report["repository_uri"],
+        format!("{}/plain/app", registry.host())
+    );
+    let raw = skopeo::inspect_raw(&format!("{}/plain/app:v1", registry.host()), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        ferry_testkit::sha256_digest(&raw),
+        report["digest"].as_str().unwrap()
+    );
+}

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ferry_registry::Reference;
 use ferry_registry::docker::DockerEngine;
-use ferry_registry::ecr::{EnsureMode, TokenObserver, resolve_registry};
+use ferry_registry::ecr::{EcrHost, EnsureMode, TokenObserver, resolve_registry};
 use ferry_registry::push::{Compression, PushCache, PushOptions, push};
 use ferry_registry::source::ImageSource;
 use serde::Serialize;
@@ -115,31 +115,45 @@ pub async fn execute(
         _ => None,
     };
 
-    let aws = &args.registry_args.aws;
-    let ecr = super::ecr(aws).await?;
-    let host = match &args.registry {
+    // An ECR registry (a host or an account id; default: the caller's own) gets AWS
+    // credentials and its repository created; any other registry is pushed to as it is, with
+    // docker's credentials.
+    let plain = args.registry.as_deref().filter(|r| {
+        EcrHost::parse(r).is_none() && !(r.len() == 12 && r.bytes().all(|b| b.is_ascii_digit()))
+    });
+    let (client, host, state) = match plain {
         Some(registry) => {
-            resolve_registry(registry, aws.region.as_deref()).context("--registry")?
+            let client = super::client(&args.registry_args, None)?;
+            (client, registry.to_string(), None)
         }
-        None => ecr.default_registry(aws.region.as_deref()).await?,
+        None => {
+            let aws = &args.registry_args.aws;
+            let ecr = super::ecr(aws).await?;
+            let host = match &args.registry {
+                Some(registry) => {
+                    resolve_registry(registry, aws.region.as_deref()).context("--registry")?
+                }
+                None => ecr.default_registry(aws.region.as_deref()).await?,
+            };
+            let client = super::client_observed(&args.registry_args, Some(&ecr), observer)?;
+            let mode = if args.repository_args.no_create {
+                EnsureMode::MustExist
+            } else {
+                EnsureMode::CreateIfMissing
+            };
+            let state = ecr
+                .ensure_repository(&host, &repository, &settings, mode)
+                .await?;
+            super::copy::report_repository(Some(&state), &repository, false);
+            (client, host.to_string(), Some(state))
+        }
     };
-    let destination = Reference::parse(&format!("{host}/{repository}")).context("--repository")?;
-    let client = super::client_observed(&args.registry_args, Some(&ecr), observer)?;
-
-    let mode = if args.repository_args.no_create {
-        EnsureMode::MustExist
-    } else {
-        EnsureMode::CreateIfMissing
-    };
-    let state = ecr
-        .ensure_repository(&host, &repository, &settings, mode)
-        .await?;
-    super::copy::report_repository(Some(&state), &repository, false);
+    let destination = Reference::parse(&format!("{host}/{repository}")).context("--registry")?;
 
     let options = PushOptions {
         compression,
         tags: tags.clone(),
-        immutable_tags: super::copy::immutable_rule(state.clone()),
+        immutable_tags: state.clone().and_then(super::copy::immutable_rule),
         cache: Arc::new(PushCache::open_default()),
         engine,
     };
@@ -147,7 +161,7 @@ pub async fn execute(
     let repository_uri = format!("{host}/{repository}");
     Ok(PushOutcome {
         source: source.display(),
-        registry: host.to_string(),
+        registry: host.clone(),
         repository: repository.clone(),
         image_uris: tags
             .iter()
@@ -168,7 +182,7 @@ pub async fn execute(
         bytes_uploaded: report.bytes_uploaded,
         layers_uploaded: report.layers_uploaded,
         layers_skipped: report.layers_skipped,
-        repository_created: state.created,
+        repository_created: state.is_some_and(|s| s.created),
         elapsed: started.elapsed(),
     })
 }
