@@ -17,6 +17,11 @@
 #     round. As root that cache lives at /var/lib/containers/cache, so the run happens in a
 #     private mount namespace with a bind mount over it; otherwise XDG_DATA_HOME does it.
 #
+#   - other processes' CPU during the run (the command's own CPU misses work it hands to a daemon,
+#     e.g. `docker push`): M_WATCH[name], user+sys (+ reaped children) of each process in
+#     BENCH_WATCH[name]=pid, from /proc/<pid>/stat deltas; M_HOST_CPU, every CPU's busy time from
+#     /proc/stat (all processes on the machine, so it also counts unrelated load).
+#
 # Knob: KEEP=1 keeps the work dir (registries' storage, config, access logs, per-run outputs).
 
 export LC_ALL=C
@@ -30,6 +35,8 @@ BENCH_REGS=()
 BENCH_ISOLATE=none # how skopeo's blob-info cache is isolated: bind | xdg | none
 BENCH_SKOPEO_CACHE=
 BENCH_RUN_SEQ=0
+BENCH_CLEANUP_HOOKS=() # commands (strings, eval'd) run first by bench_cleanup
+declare -A BENCH_WATCH=() M_WATCH=() # name → pid to watch; name → its CPU s in the last run
 
 bench_log() { echo "$BENCH_NAME: $*" >&2; }
 bench_die() { echo "$BENCH_NAME: error: $*" >&2; exit 1; }
@@ -48,8 +55,11 @@ bench_init() { # $1: name used in messages and the work dir prefix
 }
 
 bench_cleanup() {
-  local rc=$? name pid
+  local rc=$? name pid hook
   set +e
+  for hook in "${BENCH_CLEANUP_HOOKS[@]}"; do
+    eval "$hook"
+  done
   for name in "${BENCH_REGS[@]}"; do
     pid=${REG_PID[$name]:-}
     [[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null
@@ -125,6 +135,30 @@ bench_req_settled() {
   echo "$b"
 }
 
+# Runs CMD (a string, eval'd) when the script exits, before registries stop and the work dir goes.
+bench_on_cleanup() { BENCH_CLEANUP_HOOKS+=("$1"); }
+
+# CPU clock ticks used so far by process PID and the children it reaped (utime stime cutime
+# cstime of /proc/PID/stat); empty when the process is gone.
+bench_proc_ticks() { # $1: pid
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  awk '{ print $12 + $13 + $14 + $15 }' <<<"${stat##*) }"
+}
+
+# Busy clock ticks of all CPUs so far (user nice system irq softirq steal of /proc/stat).
+bench_host_ticks() {
+  awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
+
+BENCH_CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+# (after - before) ticks in seconds with 2 decimals, "n/a" when either is empty.
+bench_ticks_s() { # $1 before, $2 after
+  awk -v a="$1" -v b="$2" -v t="$BENCH_CLK_TCK" \
+    'BEGIN { if (a == "" || b == "") print "n/a"; else printf "%.2f", (b - a) / t }'
+}
+
 bench_detect_isolation() {
   local probe=$BENCH_WORK/isolation-probe
   mkdir -p "$probe"
@@ -168,6 +202,7 @@ exit $rc
 
 # One measured run. Aborts the script, showing the tool's stderr, if the command fails.
 # Sets M_WALL (s), M_CPU (s), M_RSS_KB, M_REQ (all registries), M_REQ_BY ("name=N ..."),
+# M_HOST_CPU (s, whole machine), M_WATCH[name] (s, each process of BENCH_WATCH; "n/a" if it is gone),
 # M_OUT / M_ERR (files with the command's stdout / stderr).
 bench_measure() { # LABEL -- CMD...
   local label=$1
@@ -182,6 +217,10 @@ bench_measure() { # LABEL -- CMD...
   mkdir -p "$cache/containers/cache"
 
   before=$(bench_req_settled)
+  local host0 host1 w
+  local -A watch0=()
+  for w in "${!BENCH_WATCH[@]}"; do watch0[$w]=$(bench_proc_ticks "${BENCH_WATCH[$w]}"); done
+  host0=$(bench_host_ticks)
   case $BENCH_ISOLATE in
     bind)
       BENCH_BIND=$cache/containers/cache XDG_DATA_HOME=$cache \
@@ -193,6 +232,12 @@ bench_measure() { # LABEL -- CMD...
         || rc=$?
       ;;
   esac
+  host1=$(bench_host_ticks)
+  M_WATCH=()
+  for w in "${!BENCH_WATCH[@]}"; do
+    M_WATCH[$w]=$(bench_ticks_s "${watch0[$w]}" "$(bench_proc_ticks "${BENCH_WATCH[$w]}")")
+  done
+  M_HOST_CPU=$(bench_ticks_s "$host0" "$host1")
   if ((rc != 0)); then
     echo "$BENCH_NAME: error: $label failed (exit $rc): $*" >&2
     echo "---- stderr ----" >&2

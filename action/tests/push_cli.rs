@@ -350,8 +350,11 @@ fn assert_layers_match_diff_ids(stand_in: &EcrStandIn, reference: &str) {
     for (layer, diff_id) in layers.iter().zip(diff_ids) {
         let compressed = std::fs::read(file(&layer["digest"])).unwrap();
         let mut tar = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&compressed[..]), &mut tar)
-            .unwrap();
+        std::io::Read::read_to_end(
+            &mut flate2::read::MultiGzDecoder::new(&compressed[..]),
+            &mut tar,
+        )
+        .unwrap();
         assert_eq!(
             &ferry_testkit::sha256_digest(&tar),
             diff_id.as_str().unwrap()

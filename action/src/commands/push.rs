@@ -100,11 +100,11 @@ pub async fn execute(
             .with_tag(tag)
             .with_context(|| format!("--tag {tag:?}"))?;
     }
-    let engine = match &source {
+    let (engine, inspected) = match &source {
         ImageSource::Daemon { name } => {
             let engine = DockerEngine::from_env()?;
-            engine.inspect(name).await?;
-            Some(engine)
+            let inspected = engine.inspect(name).await?;
+            (Some(engine), Some(inspected))
         }
         ImageSource::OciLayout { dir, .. } if !dir.is_dir() => {
             anyhow::bail!("IMAGE: {} is not a directory", dir.display())
@@ -112,7 +112,7 @@ pub async fn execute(
         ImageSource::DockerArchive { path } if !path.is_file() => {
             anyhow::bail!("IMAGE: {} is not a file", path.display())
         }
-        _ => None,
+        _ => (None, None),
     };
 
     // An ECR registry (a host or an account id; default: the caller's own) gets AWS
@@ -156,6 +156,7 @@ pub async fn execute(
         immutable_tags: state.clone().and_then(super::copy::immutable_rule),
         cache: Arc::new(PushCache::open_default()),
         engine,
+        inspected,
     };
     let report = push(&client, &source, &destination, &options).await?;
     let repository_uri = format!("{host}/{repository}");

@@ -20,8 +20,7 @@ use crate::auth::{
 use crate::error::{Error, RequestInfo, Result, registry_error};
 use crate::reference::Reference;
 use crate::retry::{RetryPolicy, is_retryable_status, parse_retry_after};
-
-const USER_AGENT: &str = concat!("ecr-ferry/", env!("CARGO_PKG_VERSION"));
+use crate::transport::Transport;
 
 /// Builds a [`Client`]. Defaults: credentials from docker's `config.json`, TLS verified
 /// against the system trust store, plain HTTP only for loopback hosts, 5 attempts per request.
@@ -95,26 +94,11 @@ impl ClientBuilder {
             .as_deref()
             .map(Endpoint::parse)
             .transpose()?;
-        let mut http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(self.connect_timeout)
-            .read_timeout(self.read_timeout)
-            .tcp_nodelay(true);
-        for path in &self.ca_files {
-            let pem = std::fs::read(path).map_err(|e| {
-                Error::Config(format!("cannot read CA file {}: {e}", path.display()))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::Config(format!(
-                    "CA file {} holds no PEM certificates: {e}",
-                    path.display()
-                ))
-            })?;
-            http = http.tls_certs_merge(certs);
-        }
-        let http = http
-            .build()
-            .map_err(|e| Error::Config(format!("cannot set up the HTTP client: {e}")))?;
+        let transport = Arc::new(Transport::new(
+            self.ca_files,
+            self.connect_timeout,
+            self.read_timeout,
+        )?);
 
         let mut providers: Vec<Arc<dyn CredentialProvider>> = Vec::new();
         providers.extend(self.credentials);
@@ -125,8 +109,8 @@ impl ClientBuilder {
 
         Ok(Client {
             inner: Arc::new(Inner {
-                authorizer: Authorizer::new(provider, http.clone()),
-                http,
+                authorizer: Authorizer::new(provider, transport.clone()),
+                transport,
                 insecure: self.insecure_hosts.into_iter().collect(),
                 retry: self.retry,
                 ecr_endpoint,
@@ -143,7 +127,7 @@ pub struct Client {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    transport: Arc<Transport>,
     authorizer: Authorizer,
     insecure: HashSet<String>,
     retry: RetryPolicy,
@@ -420,7 +404,10 @@ impl Repository {
                 .authorizer
                 .authorization(&self.registry, &self.host, &request.scopes)
                 .await?;
-            let mut builder = inner.http.request(request.method.clone(), &request.url);
+            let mut builder = inner
+                .transport
+                .for_url(&request.url)?
+                .request(request.method.clone(), &request.url);
             for (name, value) in &request.headers {
                 builder = builder.header(name, value);
             }

@@ -23,6 +23,7 @@ pub mod referrers;
 pub mod retry;
 pub mod source;
 pub mod tags;
+mod transport;
 
 pub use client::{Client, ClientBuilder, Repository};
 pub use copy::{Budget, Copier, CopyOptions, CopyReport, copy};

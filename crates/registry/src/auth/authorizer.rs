@@ -16,6 +16,7 @@ use super::challenge::{Challenge, parse_www_authenticate};
 use super::credentials::Credentials;
 use super::scope::{Scope, scopes_key};
 use crate::error::{Error, RequestInfo, Result};
+use crate::transport::Transport;
 
 /// What a host asked for when it challenged us.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +38,7 @@ type TokenSlot = Arc<tokio::sync::Mutex<Option<CachedToken>>>;
 
 pub struct Authorizer {
     provider: Arc<dyn CredentialProvider>,
-    http: reqwest::Client,
+    transport: Arc<Transport>,
     schemes: Mutex<HashMap<String, HostScheme>>,
     /// Bumped per host each time rejected credentials are thrown away, so that many requests
     /// refused at once (after a rotation) start over once, not once each.
@@ -51,10 +52,10 @@ pub struct Authorizer {
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 
 impl Authorizer {
-    pub fn new(provider: Arc<dyn CredentialProvider>, http: reqwest::Client) -> Self {
+    pub(crate) fn new(provider: Arc<dyn CredentialProvider>, transport: Arc<Transport>) -> Self {
         Self {
             provider,
-            http,
+            transport,
             schemes: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
@@ -266,7 +267,10 @@ impl Authorizer {
                 if !scope_strings.is_empty() {
                     form.push(("scope", scope_strings.join(" ")));
                 }
-                self.http.post(url.clone()).form(&form)
+                self.transport
+                    .for_url(url.as_str())?
+                    .post(url.clone())
+                    .form(&form)
             }
             basic_or_none => {
                 {
@@ -278,7 +282,7 @@ impl Authorizer {
                         query.append_pair("scope", scope);
                     }
                 }
-                let mut req = self.http.get(url.clone());
+                let mut req = self.transport.for_url(url.as_str())?.get(url.clone());
                 if let Some(header) = basic_or_none.as_ref().and_then(|c| c.basic_header_value()) {
                     req = req.header(reqwest::header::AUTHORIZATION, header);
                 }

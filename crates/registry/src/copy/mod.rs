@@ -80,6 +80,31 @@ pub struct ImmutableTags {
 }
 
 impl ImmutableTags {
+    /// Fails if pointing `tags` (currently at `current`) to `new` would move an immutable one.
+    pub fn check(
+        &self,
+        dst: &Repository,
+        tags: &[String],
+        current: &[Option<Digest>],
+        new: &Digest,
+    ) -> Result<()> {
+        for (tag, previous) in tags.iter().zip(current) {
+            if let Some(previous) = previous
+                && previous != new
+                && (self.applies_to)(tag)
+            {
+                return Err(Error::ImmutableTag {
+                    repository: format!("{}/{}", dst.registry(), dst.name()),
+                    tag: tag.clone(),
+                    current: previous.clone(),
+                    new: new.clone(),
+                    mutability: self.mutability.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Every tag is immutable.
     pub fn all(mutability: impl Into<String>) -> Self {
         Self {
@@ -165,20 +190,7 @@ impl Copier {
                 .map(|head| head.map(|h| h.digest))
                 .collect();
         if let Some(rule) = &self.options.immutable_tags {
-            for (tag, previous) in tags.iter().zip(&current) {
-                if let Some(previous) = previous
-                    && previous != top.digest()
-                    && (rule.applies_to)(tag)
-                {
-                    return Err(Error::ImmutableTag {
-                        repository: format!("{}/{}", dst.registry(), dst.repository()),
-                        tag: tag.clone(),
-                        current: previous.clone(),
-                        new: top.digest().clone(),
-                        mutability: rule.mutability.clone(),
-                    });
-                }
-            }
+            rule.check(&ctx.dst, &tags, &current, top.digest())?;
         }
         let warm = !tags.is_empty() && current.iter().all(|d| d.as_ref() == Some(top.digest()));
 

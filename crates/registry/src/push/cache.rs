@@ -43,6 +43,8 @@ struct Contents {
 pub struct PushCache {
     path: Option<PathBuf>,
     contents: Mutex<Contents>,
+    /// Whether anything changed since the file was read: a warm push writes nothing.
+    dirty: std::sync::atomic::AtomicBool,
 }
 
 impl PushCache {
@@ -60,6 +62,7 @@ impl PushCache {
         PushCache {
             path,
             contents: Mutex::new(contents),
+            dirty: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -73,8 +76,11 @@ impl PushCache {
     }
 
     pub fn set_layer(&self, key: String, blob: CachedBlob) {
-        if let Ok(mut c) = self.contents.lock() {
+        if let Ok(mut c) = self.contents.lock()
+            && c.layers.get(&key) != Some(&blob)
+        {
             c.layers.insert(key, blob);
+            self.mark_dirty();
         }
     }
 
@@ -83,15 +89,25 @@ impl PushCache {
     }
 
     pub fn set_image(&self, key: String, image: CachedImage) {
-        if let Ok(mut c) = self.contents.lock() {
+        if let Ok(mut c) = self.contents.lock()
+            && c.images.get(&key) != Some(&image)
+        {
             c.images.insert(key, image);
+            self.mark_dirty();
         }
     }
 
     /// Writes the cache back (atomically: a crash leaves the old file or the new one). A cache
     /// that cannot be written only costs speed next time, so failures are logged, not raised.
+    fn mark_dirty(&self) {
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn save(&self) {
         let Some(path) = &self.path else { return };
+        if !self.dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let Ok(contents) = self.contents.lock() else {
             return;
         };

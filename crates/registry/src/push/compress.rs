@@ -156,9 +156,9 @@ pub(crate) fn stream_layer(
             out.finish()?
         }
         Some(Compression::Gzip) => {
-            let mut encoder = flate2::write::GzEncoder::new(forward, flate2::Compression::fast());
-            pump(input, &mut read_hasher, &mut buf, &mut encoder)?;
-            encoder.finish()?.finish()?
+            let mut out = forward;
+            gzip_blocks(input, &mut read_hasher, &mut out)?;
+            out.finish()?
         }
         Some(Compression::Zstd) => {
             let mut encoder = zstd::stream::write::Encoder::new(forward, 3)?;
@@ -171,6 +171,116 @@ pub(crate) fn stream_layer(
         digest,
         size,
     })
+}
+
+/// Uncompressed bytes per gzip member.
+const BLOCK: usize = 1024 * 1024;
+/// How much of a block is test-compressed to decide whether compressing it is worth it.
+const SAMPLE: usize = 64 * 1024;
+
+/// Gzip as a series of members, one per 1 MiB block, compressed on several threads and written
+/// in order (a multi-member gzip stream is one valid gzip file; Go's, containerd's and zlib's
+/// readers all read it whole). A block that does not compress (random data, already compressed
+/// files) is stored instead: gzip's fast level would make it ~5% larger, slowly.
+/// The output depends only on the input, so an unchanged layer keeps its digest.
+fn gzip_blocks(input: &mut dyn Read, hasher: &mut Sha256, out: &mut dyn Write) -> io::Result<()> {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex, mpsc as std_mpsc};
+
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let in_flight_limit = workers * 2;
+    std::thread::scope(|scope| -> io::Result<()> {
+        let (job_tx, job_rx) = std_mpsc::channel::<(u64, Vec<u8>)>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let (done_tx, done_rx) = std_mpsc::channel::<(u64, io::Result<Vec<u8>>)>();
+        for _ in 0..workers {
+            let job_rx = job_rx.clone();
+            let done_tx = done_tx.clone();
+            scope.spawn(move || {
+                loop {
+                    let job = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((seq, block)) = job else { return };
+                    if done_tx.send((seq, gzip_member(&block))).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+
+        let mut next_to_write = 0u64;
+        let mut sent = 0u64;
+        let mut pending: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+        let mut write_ready =
+            |pending: &mut BTreeMap<u64, Vec<u8>>, next: &mut u64| -> io::Result<()> {
+                while let Some(member) = pending.remove(next) {
+                    out.write_all(&member)?;
+                    *next += 1;
+                }
+                Ok(())
+            };
+        let receive_one = |pending: &mut BTreeMap<u64, Vec<u8>>| -> io::Result<()> {
+            let (seq, member) = done_rx
+                .recv()
+                .map_err(|_| io::Error::other("the compression workers stopped"))?;
+            pending.insert(seq, member?);
+            Ok(())
+        };
+        loop {
+            let block = read_block(input)?;
+            if block.is_empty() && sent > 0 {
+                break;
+            }
+            hasher.update(&block);
+            let last = block.len() < BLOCK;
+            job_tx
+                .send((sent, block))
+                .map_err(|_| io::Error::other("the compression workers stopped"))?;
+            sent += 1;
+            while sent - next_to_write >= in_flight_limit as u64 {
+                receive_one(&mut pending)?;
+                write_ready(&mut pending, &mut next_to_write)?;
+            }
+            if last {
+                break;
+            }
+        }
+        drop(job_tx);
+        while next_to_write < sent {
+            receive_one(&mut pending)?;
+            write_ready(&mut pending, &mut next_to_write)?;
+        }
+        Ok(())
+    })
+}
+
+fn read_block(input: &mut dyn Read) -> io::Result<Vec<u8>> {
+    let mut block = Vec::with_capacity(BLOCK);
+    input.take(BLOCK as u64).read_to_end(&mut block)?;
+    Ok(block)
+}
+
+fn gzip_member(block: &[u8]) -> io::Result<Vec<u8>> {
+    let sample = &block[..block.len().min(SAMPLE)];
+    let mut probe = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    probe.write_all(sample)?;
+    let probed = probe.finish()?;
+    // Header and trailer are 18 bytes; below 97% of the sample it pays to compress.
+    let level = if (probed.len().saturating_sub(18)) * 100 < sample.len() * 97 {
+        flate2::Compression::fast()
+    } else {
+        flate2::Compression::none()
+    };
+    let mut encoder =
+        flate2::write::GzEncoder::new(Vec::with_capacity(block.len() / 2 + 64), level);
+    encoder.write_all(block)?;
+    encoder.finish()
 }
 
 fn pump(
@@ -214,10 +324,45 @@ mod tests {
         assert_eq!(streamed.digest, Digest::sha256_of(&out));
         assert_eq!(streamed.size, out.len() as u64);
         let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&out[..])
+        flate2::read::MultiGzDecoder::new(&out[..])
             .read_to_end(&mut back)
             .unwrap();
         assert_eq!(back, data);
+    }
+
+    #[test]
+    fn random_data_is_stored_not_inflated() {
+        let mut x = 0x1234_5678_u64;
+        let data: Vec<u8> = (0..2_500_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let (streamed, out) = run(&data, Some(Compression::Gzip));
+        assert!(
+            streamed.size < data.len() as u64 * 1001 / 1000,
+            "{} vs {}",
+            streamed.size,
+            data.len()
+        );
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&out[..]), &mut back)
+            .unwrap();
+        assert_eq!(back, data);
+        assert_eq!(streamed.read_digest, Digest::sha256_of(&data));
+    }
+
+    #[test]
+    fn empty_layers_are_valid_gzip() {
+        let (streamed, out) = run(b"", Some(Compression::Gzip));
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&out[..]), &mut back)
+            .unwrap();
+        assert!(back.is_empty());
+        assert_eq!(streamed.digest, Digest::sha256_of(&out));
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct PushOptions {
     pub cache: Arc<PushCache>,
     /// The engine for [`ImageSource::Daemon`]; default: from `DOCKER_HOST`.
     pub engine: Option<DockerEngine>,
+    /// The engine's inspect of the image, when the caller already has it.
+    pub inspected: Option<crate::docker::ImageInspect>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -116,7 +118,10 @@ pub async fn push(
                 Some(engine) => engine.clone(),
                 None => DockerEngine::from_env()?,
             };
-            let inspect = engine.inspect(name).await?;
+            let inspect = match &options.inspected {
+                Some(inspect) => inspect.clone(),
+                None => engine.inspect(name).await?,
+            };
             let image_key = format!("{}|{}", inspect.id, options.compression.as_str());
             match reuse_cached(&dst, &options.cache, &image_key, &options.tags, &current).await? {
                 Some(manifest) => (manifest, false),
@@ -352,20 +357,7 @@ async fn set_tags(
     immutable: Option<&ImmutableTags>,
 ) -> Result<Vec<TagEntry>> {
     if let Some(rule) = immutable {
-        for (tag, previous) in tags.iter().zip(&current) {
-            if let Some(previous) = previous
-                && previous != manifest.digest()
-                && (rule.applies_to)(tag)
-            {
-                return Err(Error::ImmutableTag {
-                    repository: format!("{}/{}", dst.registry(), dst.name()),
-                    tag: tag.clone(),
-                    current: previous.clone(),
-                    new: manifest.digest().clone(),
-                    mutability: rule.mutability.clone(),
-                });
-            }
-        }
+        rule.check(dst, tags, &current, manifest.digest())?;
     }
     let mut entries = Vec::with_capacity(tags.len());
     for (tag, previous) in tags.iter().zip(current) {

@@ -1,0 +1,94 @@
+//! The HTTP clients behind a registry client, built on first use: one verifying TLS against
+//! the system trust store (plus any extra CA files), one for plain-HTTP registries.
+//!
+//! Why two, and why lazily: loading the system trust store costs milliseconds, which is most of
+//! a warm push to a local registry. A run that only talks plain HTTP (loopback mirrors, test
+//! rigs, the ECR stand-in) never pays for it.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+const USER_AGENT: &str = concat!("ecr-ferry/", env!("CARGO_PKG_VERSION"));
+
+pub(crate) struct Transport {
+    ca_files: Vec<PathBuf>,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    tls: OnceLock<reqwest::Client>,
+    plain: OnceLock<reqwest::Client>,
+}
+
+impl Transport {
+    /// Checks the CA files now, so a typo fails at start-up rather than at the first request.
+    pub fn new(
+        ca_files: Vec<PathBuf>,
+        connect_timeout: Duration,
+        read_timeout: Duration,
+    ) -> Result<Self> {
+        for path in &ca_files {
+            read_certs(path)?;
+        }
+        Ok(Self {
+            ca_files,
+            connect_timeout,
+            read_timeout,
+            tls: OnceLock::new(),
+            plain: OnceLock::new(),
+        })
+    }
+
+    /// The client for `url`: the plain one for `http://`, the verifying one otherwise.
+    pub fn for_url(&self, url: &str) -> Result<&reqwest::Client> {
+        if url.starts_with("http://") {
+            get_or_build(&self.plain, || self.build(false))
+        } else {
+            get_or_build(&self.tls, || self.build(true))
+        }
+    }
+
+    fn build(&self, tls: bool) -> Result<reqwest::Client> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(self.read_timeout)
+            .tcp_nodelay(true);
+        if tls {
+            for path in &self.ca_files {
+                builder = builder.tls_certs_merge(read_certs(path)?);
+            }
+        } else {
+            // No roots at all: this client only ever speaks plain HTTP (a redirect to https
+            // from a plain registry fails verification rather than going unchecked).
+            builder = builder.tls_certs_only(Vec::new());
+        }
+        builder
+            .build()
+            .map_err(|e| Error::Config(format!("cannot set up the HTTP client: {e}")))
+    }
+}
+
+fn get_or_build(
+    cell: &OnceLock<reqwest::Client>,
+    build: impl FnOnce() -> Result<reqwest::Client>,
+) -> Result<&reqwest::Client> {
+    if let Some(client) = cell.get() {
+        return Ok(client);
+    }
+    let client = build()?;
+    // A concurrent first use may have won the race; either client is equivalent.
+    Ok(cell.get_or_init(|| client))
+}
+
+fn read_certs(path: &PathBuf) -> Result<Vec<reqwest::Certificate>> {
+    let pem = std::fs::read(path)
+        .map_err(|e| Error::Config(format!("cannot read CA file {}: {e}", path.display())))?;
+    reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        Error::Config(format!(
+            "CA file {} holds no PEM certificates: {e}",
+            path.display()
+        ))
+    })
+}
