@@ -321,6 +321,8 @@ async fn pushes_a_local_image_as_a_runner_runs_it() {
     env.extend(stand_in.env());
     let out = run_action(image, &workspace, &env).await;
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    // Shown with --nocapture: what the run's log would hold.
+    eprintln!("--- stdout\n{stdout}--- stderr\n{stderr}---");
     assert!(
         out.status.success(),
         "the Action failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
@@ -367,6 +369,12 @@ async fn pushes_a_local_image_as_a_runner_runs_it() {
     let first_mask = lines.iter().position(|l| *l == mask).unwrap_or_else(|| {
         panic!("no {mask:?} line\n{stdout}");
     });
+    assert!(
+        lines[..first_mask]
+            .iter()
+            .all(|l| l.starts_with("::group::")),
+        "something was printed before the mask\n{stdout}"
+    );
     let end_group = lines.iter().position(|l| *l == "::endgroup::").unwrap();
     assert!(first_mask < end_group, "{stdout}");
     use base64::Engine;

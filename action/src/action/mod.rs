@@ -39,6 +39,7 @@ async fn run_push(inputs: PushInputs, env: Lookup<'_>) -> anyhow::Result<()> {
     command(&group_line(&format!("Push {image}")));
     let result = push::execute(&inputs.args, Some(workflow::masking_observer())).await;
     command(END_GROUP);
+    // Removes the inline policies staged in /tmp: they may hold account ids and ARNs.
     drop(inputs);
     let outcome = match result {
         Ok(outcome) => outcome,

@@ -5,12 +5,13 @@
 //! whole line and flushed at once: a mask that sat in a buffer while something else printed
 //! would come too late.
 
+use std::collections::HashSet;
 use std::collections::hash_map::RandomState;
 use std::fmt::Write as _;
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write as _;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use ferry_registry::ecr::{EcrToken, TokenObserver};
@@ -68,9 +69,14 @@ pub fn token_masks(token: &EcrToken) -> Vec<String> {
 /// A token observer that masks every ECR login the moment it is fetched, before the client
 /// uses it (and so before any error or log line could contain it).
 pub fn masking_observer() -> TokenObserver {
-    Arc::new(|token: &EcrToken| {
+    // Each registry's client fetches its own login; one mask per secret keeps the log short.
+    let masked = Mutex::new(HashSet::new());
+    Arc::new(move |token: &EcrToken| {
+        let mut masked = masked.lock().unwrap_or_else(|e| e.into_inner());
         for line in token_masks(token) {
-            command(&line);
+            if masked.insert(line.clone()) {
+                command(&line);
+            }
         }
     })
 }
