@@ -206,21 +206,11 @@ impl Copier {
         }
 
         // Tags last: everything they point at is in place by now.
-        let mut tag_entries = Vec::with_capacity(tags.len());
-        for (tag, previous) in tags.iter().zip(current) {
-            let outcome = match &previous {
-                Some(d) if d == top.digest() => TagOutcome::Unchanged,
-                Some(_) => TagOutcome::Moved,
-                None => TagOutcome::Created,
-            };
-            if outcome != TagOutcome::Unchanged {
-                push(&ctx, tag, &top).await?;
+        let tag_entries = TagEntry::plan(&tags, current, top.digest());
+        for entry in &tag_entries {
+            if entry.outcome != TagOutcome::Unchanged {
+                push(&ctx, &entry.tag, &top).await?;
             }
-            tag_entries.push(TagEntry {
-                tag: tag.clone(),
-                outcome,
-                previous: previous.filter(|d| d != top.digest()),
-            });
         }
 
         let referrers = if self.options.referrers {

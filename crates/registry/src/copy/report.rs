@@ -51,6 +51,24 @@ pub struct TagEntry {
     pub previous: Option<Digest>,
 }
 
+impl TagEntry {
+    /// What setting each of `tags` (currently pointing at `current`) to `new` will do.
+    pub fn plan(tags: &[String], current: Vec<Option<Digest>>, new: &Digest) -> Vec<TagEntry> {
+        tags.iter()
+            .zip(current)
+            .map(|(tag, previous)| TagEntry {
+                tag: tag.clone(),
+                outcome: match &previous {
+                    Some(d) if d == new => TagOutcome::Unchanged,
+                    Some(_) => TagOutcome::Moved,
+                    None => TagOutcome::Created,
+                },
+                previous: previous.filter(|d| d != new),
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TagOutcome {

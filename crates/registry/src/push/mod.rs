@@ -359,21 +359,11 @@ async fn set_tags(
     if let Some(rule) = immutable {
         rule.check(dst, tags, &current, manifest.digest())?;
     }
-    let mut entries = Vec::with_capacity(tags.len());
-    for (tag, previous) in tags.iter().zip(current) {
-        let outcome = match &previous {
-            Some(d) if d == manifest.digest() => TagOutcome::Unchanged,
-            Some(_) => TagOutcome::Moved,
-            None => TagOutcome::Created,
-        };
-        if outcome != TagOutcome::Unchanged {
-            dst.put_manifest(tag, manifest).await?;
+    let entries = TagEntry::plan(tags, current, manifest.digest());
+    for entry in &entries {
+        if entry.outcome != TagOutcome::Unchanged {
+            dst.put_manifest(&entry.tag, manifest).await?;
         }
-        entries.push(TagEntry {
-            tag: tag.clone(),
-            outcome,
-            previous: previous.filter(|d| d != manifest.digest()),
-        });
     }
     Ok(entries)
 }
