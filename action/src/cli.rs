@@ -12,7 +12,8 @@ use clap::{Args, Parser, Subcommand};
     long_about = None
 )]
 pub struct Cli {
-    /// More log output on stderr (-v info, -vv debug, -vvv trace). FERRY_LOG overrides.
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). FERRY_LOG overrides. For
+    /// `manifest inspect`, -v shows each child's layers instead and the log levels start at -vv.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
@@ -29,6 +30,9 @@ pub enum Command {
     /// Push a local image (Docker Engine, `oci:DIR[:TAG]` or `docker-archive:FILE`) to ECR in one
     /// step: log in, create the repository if missing, upload what is missing, set every tag.
     Push(Box<PushArgs>),
+    /// Multi-arch manifest lists: create one from images already in the registry, or inspect
+    /// what a reference holds. No experimental switches, no local state.
+    Manifest(ManifestArgs),
     /// Run as the GitHub Action (reads INPUT_* variables; see action.yml).
     Action,
     /// Print an ECR registry password for `docker login --username AWS --password-stdin`, like
@@ -236,4 +240,108 @@ pub struct CopyArgs {
 
     #[command(flatten)]
     pub repository: RepositoryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ManifestArgs {
+    #[command(subcommand)]
+    pub command: ManifestCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ManifestCommand {
+    /// Create a manifest list (multi-arch image) from images already in the registry and push
+    /// it: every source is fetched first, and one error names every missing one. There is no
+    /// `annotate`: give --platform-override and --annotation here instead.
+    Create(Box<ManifestCreateArgs>),
+    /// The same as `create`, under the verb `docker manifest push` users expect.
+    Push(Box<ManifestCreateArgs>),
+    /// Show what a reference holds: for a list, each child's platform, media type, digest and
+    /// size; for an image, its config, platform, layers and total size.
+    Inspect(ManifestInspectArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ManifestCreateArgs {
+    /// The list to create: `repo:tag` in the registry that --registry names (default: the
+    /// caller's own ECR registry), or a full reference `<registry>/<repo>:<tag>`.
+    pub target: String,
+
+    /// The images the list holds: tags or digests in TARGET's repository (`1.0-amd64`,
+    /// `sha256:…`), or references in another repository of the same registry (`app-arm:1.0`,
+    /// `<registry>/app-arm@sha256:…`), which are mounted into TARGET's repository first. A
+    /// source that is itself a list contributes its children.
+    #[arg(required = true, value_name = "SOURCE")]
+    pub sources: Vec<String>,
+
+    /// Tag to set; repeatable. Default: TARGET's tag.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+
+    /// oci (an OCI image index), docker (a Docker manifest list; every child must be a Docker
+    /// manifest) or auto (docker when every child is a Docker manifest and no --annotation is
+    /// given, else oci).
+    #[arg(long, value_name = "FORMAT", default_value = "auto")]
+    pub format: String,
+
+    /// An annotation of the list itself, KEY=VALUE; repeatable (OCI index only).
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+
+    /// Record this platform for SOURCE (as typed among the sources) instead of the one its
+    /// config declares; repeatable. What `docker manifest annotate --os/--arch/--variant` does.
+    #[arg(long = "platform-override", value_name = "SOURCE=OS/ARCH[/VARIANT]")]
+    pub platform_overrides: Vec<String>,
+
+    /// What to do with buildx attestation manifests (platform unknown/unknown) in a source that
+    /// is a list: keep or drop.
+    #[arg(long, value_name = "keep|drop", default_value = "keep")]
+    pub attestations: String,
+
+    /// Allow two children with the same platform (by default that is an error: a runtime would
+    /// pick one of them at random).
+    #[arg(long)]
+    pub allow_duplicate_platforms: bool,
+
+    /// Check everything and print the list that would be pushed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the result as JSON (the list itself under `manifest`).
+    #[arg(long)]
+    pub json: bool,
+
+    /// The registry for a TARGET without one: an ECR host or account id (default: the caller's
+    /// own ECR registry in the region), or any other registry host (`localhost:5000`).
+    #[arg(long, value_name = "HOST|ACCOUNT_ID")]
+    pub registry: Option<String>,
+
+    #[command(flatten)]
+    pub registry_args: RegistryArgs,
+
+    #[command(flatten)]
+    pub repository_args: RepositoryArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ManifestInspectArgs {
+    /// What to inspect: `repo:tag`, `repo@sha256:…`, or a full reference.
+    pub reference: String,
+
+    /// The registry for a REFERENCE without one (as for `manifest create`).
+    #[arg(long, value_name = "HOST|ACCOUNT_ID")]
+    pub registry: Option<String>,
+
+    /// Print JSON: the raw manifest under `manifest`, plus the table's rows.
+    #[arg(long)]
+    pub json: bool,
+
+    /// For a list, also fetch and show each child's layers: ferry's global `--verbose`/`-v`
+    /// (like `docker manifest inspect -v`); for this command it raises the log level only from
+    /// `-vv` on.
+    #[arg(skip)]
+    pub layers: bool,
+
+    #[command(flatten)]
+    pub registry_args: RegistryArgs,
 }

@@ -15,7 +15,15 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let mut cli = cli::Cli::parse();
+    // `manifest inspect -v` means "show layers", as `docker manifest inspect -v` does.
+    if let cli::Command::Manifest(cli::ManifestArgs {
+        command: cli::ManifestCommand::Inspect(args),
+    }) = &mut cli.command
+    {
+        args.layers = cli.verbose > 0;
+        cli.verbose = cli.verbose.saturating_sub(1);
+    }
     init_tracing(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

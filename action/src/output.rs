@@ -55,13 +55,7 @@ pub fn copy_summary(report: &CopyReport) -> String {
         "Copied"
     };
     let _ = writeln!(out, "{verb} {} -> {}", report.source, report.destination);
-    let _ = writeln!(
-        out,
-        "digest {} ({}, {})\n",
-        report.digest,
-        short_media_type(&report.media_type),
-        human_size(report.size)
-    );
+    digest_line(&mut out, &report.digest, &report.media_type, report.size);
     let _ = writeln!(
         out,
         "{:<16} {:<73} {:>10}  {:<16} STATUS",
@@ -117,13 +111,7 @@ pub fn push_summary(outcome: &crate::commands::push::PushOutcome) -> String {
         "Pushed {} -> {}",
         outcome.source, outcome.repository_uri
     );
-    let _ = writeln!(
-        out,
-        "digest {} ({}, {})\n",
-        outcome.digest,
-        short_media_type(&outcome.media_type),
-        human_size(outcome.size)
-    );
+    digest_line(&mut out, &outcome.digest, &outcome.media_type, outcome.size);
     for (tag, uri) in outcome.tags.iter().zip(&outcome.image_uris) {
         let _ = writeln!(out, "{:<10} {uri}", tag.outcome);
     }
@@ -136,6 +124,135 @@ pub fn push_summary(outcome: &crate::commands::push::PushOutcome) -> String {
         outcome.elapsed.as_secs_f64()
     );
     out
+}
+
+/// `manifest create`: the list, its children and each tag's fate.
+pub fn list_summary(outcome: &crate::commands::manifest::ManifestOutcome) -> String {
+    let report = &outcome.report;
+    let mut out = String::new();
+    let verb = if report.dry_run {
+        "Would push"
+    } else {
+        "Pushed"
+    };
+    let _ = writeln!(out, "{verb} manifest list {}", outcome.repository_uri);
+    digest_line(&mut out, &report.digest, &report.media_type, report.size);
+    list_rows(&mut out, &report.manifests, true);
+    if !report.copied.is_empty() {
+        let verb = if report.dry_run {
+            "would be brought"
+        } else {
+            "brought"
+        };
+        let _ = writeln!(
+            out,
+            "\n{verb} from other repositories: {}",
+            report.copied.join(", ")
+        );
+    }
+    let _ = writeln!(out);
+    for (tag, uri) in report.tags.iter().zip(&outcome.image_uris) {
+        let fate = match (report.dry_run, tag.outcome.as_str()) {
+            (true, "unchanged") => "unchanged".to_string(),
+            (true, fate) => format!("would be {fate}"),
+            (false, fate) => fate.to_string(),
+        };
+        let _ = writeln!(out, "{fate:<10} {uri}");
+    }
+    out
+}
+
+/// `manifest inspect`: a list's children, or an image's config and layers.
+pub fn inspection(inspection: &ferry_registry::manifest_list::Inspection) -> String {
+    use ferry_registry::manifest_list::InspectKind;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", inspection.reference);
+    digest_line(
+        &mut out,
+        &inspection.digest,
+        &inspection.media_type,
+        inspection.size,
+    );
+    match &inspection.kind {
+        InspectKind::List { manifests } => list_rows(&mut out, manifests, false),
+        InspectKind::Image {
+            config,
+            config_size,
+            platform,
+            layers,
+            total_size,
+        } => {
+            let _ = writeln!(out, "platform {}", platform.as_deref().unwrap_or("-"));
+            let _ = writeln!(out, "config   {config} ({})", human_size(*config_size));
+            layer_rows(&mut out, layers, "");
+            let _ = writeln!(
+                out,
+                "total    {} (config and layers)",
+                human_size(*total_size)
+            );
+        }
+    }
+    out
+}
+
+/// `digest sha256:… (docker list, 1.2 KiB)` and a blank line: the head of every result.
+fn digest_line(out: &mut String, digest: &impl std::fmt::Display, media_type: &str, size: u64) {
+    let _ = writeln!(
+        out,
+        "digest {digest} ({}, {})\n",
+        short_media_type(media_type),
+        human_size(size)
+    );
+}
+
+fn list_rows(out: &mut String, rows: &[ferry_registry::manifest_list::ListEntry], source: bool) {
+    let _ = writeln!(
+        out,
+        "{:<30} {:<16} {:<72} {:>10}{}",
+        "PLATFORM",
+        "MEDIA TYPE",
+        "DIGEST",
+        "SIZE",
+        if source { "  SOURCE" } else { "" }
+    );
+    for row in rows {
+        let platform = if row.attestation {
+            format!("{} (attestation)", row.platform)
+        } else {
+            row.platform.clone()
+        };
+        let _ = writeln!(
+            out,
+            "{platform:<30} {:<16} {:<72} {:>10}{}",
+            short_media_type(&row.media_type),
+            row.digest.as_str(),
+            human_size(row.size),
+            match (&row.source, source) {
+                (Some(s), true) => format!("  {s}"),
+                _ => String::new(),
+            }
+        );
+        if let Some(layers) = &row.layers {
+            layer_rows(out, layers, "    ");
+        }
+    }
+}
+
+fn layer_rows(
+    out: &mut String,
+    layers: &[ferry_registry::manifest_list::inspect::Layer],
+    indent: &str,
+) {
+    for (i, layer) in layers.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{indent}layer {:<3} {} {:>10}  {}",
+            i + 1,
+            layer.digest.as_str(),
+            human_size(layer.size),
+            layer.media_type
+        );
+    }
 }
 
 #[cfg(test)]

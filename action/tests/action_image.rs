@@ -153,6 +153,26 @@ async fn run_action(image: &str, workspace: &Workspace, env: &[(String, String)]
     }
 }
 
+/// Runs the Action with `inputs` (as `INPUT_*` variables) against `stand_in`, and returns the
+/// result with its stdout and stderr as text, which it also prints (seen with --nocapture:
+/// what the run's log would hold).
+async fn run_with(
+    image: &str,
+    workspace: &Workspace,
+    stand_in: &EcrStandIn,
+    inputs: &[(&str, &str)],
+) -> (Output, String, String) {
+    let mut env: Vec<(String, String)> = inputs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env.extend(stand_in.env());
+    let out = run_action(image, workspace, &env).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    eprintln!("--- stdout\n{stdout}--- stderr\n{stderr}---");
+    (out, stdout, stderr)
+}
+
 /// Reads a `$GITHUB_OUTPUT` file: `name=value` lines and `name<<DELIM` … `DELIM` blocks.
 fn parse_outputs(text: &str) -> HashMap<String, String> {
     let mut outputs = HashMap::new();
@@ -172,6 +192,18 @@ fn parse_outputs(text: &str) -> HashMap<String, String> {
         }
     }
     outputs
+}
+
+/// No line of the container's output shows a secret, except the `::add-mask::` lines that hide it.
+fn assert_secrets_masked(stdout: &str, stderr: &str, secrets: &[&str]) {
+    for (stream, output) in [("stdout", stdout), ("stderr", stderr)] {
+        for line in output.lines() {
+            assert!(
+                !secrets.iter().any(|s| line.contains(s)) || line.starts_with("::add-mask::"),
+                "a secret escaped on {stream}: {line}"
+            );
+        }
+    }
 }
 
 /// A local image of two layers of random bytes, built with `docker build` from scratch.
@@ -304,7 +336,11 @@ async fn pushes_a_local_image_as_a_runner_runs_it() {
     let app = LocalImage::build(&format!("ferry-action-test/app{}:1", std::process::id())).await;
     let workspace = Workspace::new();
 
-    let mut env: Vec<(String, String)> = [
+    let (out, stdout, stderr) = run_with(
+        image,
+        &workspace,
+        &stand_in,
+        &[
         ("INPUT_COMMAND", "push"),
         ("INPUT_IMAGE", app.name.as_str()),
         ("INPUT_REPOSITORY", "team/app"),
@@ -315,14 +351,9 @@ async fn pushes_a_local_image_as_a_runner_runs_it() {
             "INPUT_LIFECYCLE-POLICY",
             r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":14},"action":{"type":"expire"}}]}"#,
         ),
-    ]
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .to_vec();
-    env.extend(stand_in.env());
-    let out = run_action(image, &workspace, &env).await;
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    // Shown with --nocapture: what the run's log would hold.
-    eprintln!("--- stdout\n{stdout}--- stderr\n{stderr}---");
+        ],
+    )
+    .await;
     assert!(
         out.status.success(),
         "the Action failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
@@ -383,15 +414,7 @@ async fn pushes_a_local_image_as_a_runner_runs_it() {
         lines.contains(&format!("::add-mask::{token}").as_str()),
         "{stdout}"
     );
-    for (stream, output) in [("stdout", &stdout), ("stderr", &stderr)] {
-        for line in output.lines() {
-            assert!(
-                !(line.contains(&password) || line.contains(&token))
-                    || line.starts_with("::add-mask::"),
-                "the password escaped on {stream}: {line}"
-            );
-        }
-    }
+    assert_secrets_masked(&stdout, &stderr, &[&password, &token]);
     let files = std::fs::read_to_string(workspace.dir.path().join("out")).unwrap() + &summary;
     assert!(!files.contains(&password));
 }
@@ -402,21 +425,17 @@ async fn a_failed_push_is_an_annotation_and_a_summary() {
     let stand_in = EcrStandIn::start().await.unwrap();
     let workspace = Workspace::new();
     let missing = format!("ferry-action-test/missing{}:1", std::process::id());
-    let mut env: Vec<(String, String)> = [
-        ("INPUT_IMAGE", missing.as_str()),
-        ("INPUT_REPOSITORY", "team/app"),
-    ]
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .to_vec();
-    env.extend(stand_in.env());
-    let out = run_action(image, &workspace, &env).await;
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let (out, stdout, stderr) = run_with(
+        image,
+        &workspace,
+        &stand_in,
+        &[
+            ("INPUT_IMAGE", missing.as_str()),
+            ("INPUT_REPOSITORY", "team/app"),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     let annotation = stdout
         .lines()
         .find(|l| l.starts_with("::error title=ferry push failed::"))
@@ -429,6 +448,148 @@ async fn a_failed_push_is_an_annotation_and_a_summary() {
     assert!(
         summary.starts_with(&format!("### ferry push failed: `{missing}`")),
         "{summary}"
+    );
+    assert!(workspace.outputs().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_a_manifest_list_as_a_runner_runs_it() {
+    let image = action_image().await;
+    let stand_in = EcrStandIn::start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    // The per-architecture images, pushed as an earlier step would (here by the CLI).
+    let mut digests = Vec::new();
+    for (platform, tag) in [("linux/amd64", "1.0-amd64"), ("linux/arm64", "1.0-arm64")] {
+        let local = tokio::task::spawn_blocking(move || {
+            ferry_testkit::LocalImage::build_for(Some(platform), 1, 16).unwrap()
+        })
+        .await
+        .unwrap();
+        let out = ferry_testkit::cli::run(
+            env!("CARGO_BIN_EXE_ferry"),
+            home.path(),
+            Some(&stand_in),
+            &[
+                "push",
+                &local.name,
+                "--repository",
+                "team/app",
+                "--tag",
+                tag,
+                "--json",
+            ],
+        );
+        let pushed = ferry_testkit::cli::json(&out);
+        digests.push(pushed["digest"].as_str().unwrap().to_string());
+    }
+
+    let workspace = Workspace::new();
+    let (out, stdout, stderr) = run_with(
+        image,
+        &workspace,
+        &stand_in,
+        &[
+            ("INPUT_COMMAND", "manifest"),
+            ("INPUT_REPOSITORY", "team/app"),
+            ("INPUT_IMAGES", "1.0-amd64\n1.0-arm64\n"),
+            ("INPUT_TAGS", "1.0, latest"),
+            ("INPUT_FORMAT", "oci"),
+            ("INPUT_ANNOTATIONS", "org.opencontainers.image.version=1.0"),
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "the Action failed\n{stdout}\n{stderr}"
+    );
+
+    let host = stand_in.ecr_host();
+    let outputs = workspace.outputs();
+    assert_eq!(outputs["image-uri"], format!("{host}/team/app:1.0"));
+    assert_eq!(
+        outputs["image-uris"],
+        format!("{host}/team/app:1.0\n{host}/team/app:latest")
+    );
+    let password = stand_in.password();
+    let raw = skopeo::inspect_raw(
+        &format!("{}/team/app:latest", stand_in.registry().host()),
+        Some(("AWS", &password)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ferry_testkit::sha256_digest(&raw), outputs["digest"]);
+    // `manifest` is the inspect JSON: the list's rows and the list itself.
+    let inspected: serde_json::Value = serde_json::from_str(&outputs["manifest"]).unwrap();
+    assert_eq!(inspected["kind"], "list");
+    assert_eq!(
+        inspected["media_type"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let rows: Vec<(&str, &str)> = inspected["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["platform"].as_str().unwrap(),
+                m["digest"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("linux/amd64", digests[0].as_str()),
+            ("linux/arm64", digests[1].as_str())
+        ]
+    );
+    let list: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(inspected["manifest"], list);
+    assert_eq!(
+        list["annotations"]["org.opencontainers.image.version"],
+        "1.0"
+    );
+
+    let summary = workspace.summary();
+    assert!(summary.starts_with("### ferry manifest: "), "{summary}");
+    assert!(
+        summary.contains(&format!("| linux/arm64 | `{}` |", digests[1])),
+        "{summary}"
+    );
+    assert!(summary.contains(&format!(
+        "| `latest` | created | `{host}/team/app:latest` |"
+    )));
+
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("::group::Create the manifest list"),
+        "{stdout}"
+    );
+    assert_secrets_masked(&stdout, &stderr, &[&password]);
+
+    // A missing image: an annotation naming it, a failure summary, no outputs.
+    let workspace = Workspace::new();
+    let (out, stdout, stderr) = run_with(
+        image,
+        &workspace,
+        &stand_in,
+        &[
+            ("INPUT_COMMAND", "manifest"),
+            ("INPUT_REPOSITORY", "team/app"),
+            ("INPUT_IMAGES", "1.0-amd64,1.0-s390x"),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let annotation = stdout
+        .lines()
+        .find(|l| l.starts_with("::error title=ferry manifest failed::"))
+        .unwrap_or_else(|| panic!("no error annotation\n{stdout}"));
+    assert!(annotation.contains("1.0-s390x"), "{annotation}");
+    assert!(
+        workspace
+            .summary()
+            .starts_with("### ferry manifest failed: ")
     );
     assert!(workspace.outputs().is_empty());
 }

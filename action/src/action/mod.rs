@@ -14,9 +14,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::commands::push;
+use crate::commands::{manifest, push};
 use crate::output::one_line;
-use inputs::{ActionCommand, Lookup, PushInputs};
+use inputs::{ActionCommand, Lookup};
 use workflow::{END_GROUP, command, error_line, group_line};
 
 pub async fn run() -> anyhow::Result<()> {
@@ -30,52 +30,80 @@ pub async fn run() -> anyhow::Result<()> {
         }
     };
     match command {
-        ActionCommand::Push(inputs) => run_push(inputs, env).await,
+        ActionCommand::Push(inputs) => {
+            let image = inputs.args.image.clone();
+            let work = push::execute(&inputs.args, Some(workflow::masking_observer()));
+            let result = run_step("push", &format!("Push {image}"), &image, work, env).await;
+            // Removes the inline policies staged in /tmp: they may hold account ids and ARNs.
+            drop(inputs);
+            let outcome = result?;
+            print!("{}", crate::output::push_summary(&outcome));
+            write_files(
+                env,
+                &outputs::push_outputs(&outcome),
+                &summary::push_summary(&outcome),
+            )
+        }
+        ActionCommand::Manifest(inputs) => {
+            let target = inputs.args.target.clone();
+            let work = manifest::execute(&inputs.args, Some(workflow::masking_observer()));
+            let title = format!("Create the manifest list {target}");
+            let result = run_step("manifest", &title, &target, work, env).await;
+            drop(inputs);
+            let outcome = result?;
+            print!("{}", crate::output::list_summary(&outcome));
+            write_files(
+                env,
+                &outputs::manifest_outputs(&outcome)?,
+                &summary::manifest_summary(&outcome),
+            )
+        }
     }
 }
 
-async fn run_push(inputs: PushInputs, env: Lookup<'_>) -> anyhow::Result<()> {
-    let image = inputs.args.image.clone();
-    command(&group_line(&format!("Push {image}")));
-    let result = push::execute(&inputs.args, Some(workflow::masking_observer())).await;
+/// Runs a command's work inside a log group; a failure becomes an annotation and a failure
+/// summary naming `subject`.
+async fn run_step<T>(
+    name: &str,
+    title: &str,
+    subject: &str,
+    work: impl Future<Output = anyhow::Result<T>>,
+    env: Lookup<'_>,
+) -> anyhow::Result<T> {
+    command(&group_line(title));
+    let result = work.await;
     command(END_GROUP);
-    // Removes the inline policies staged in /tmp: they may hold account ids and ARNs.
-    drop(inputs);
-    let outcome = match result {
-        Ok(outcome) => outcome,
-        Err(error) => {
-            let cause = one_line(&error);
-            report("ferry push failed", &error);
-            if let Some(path) = env_path(env, "GITHUB_STEP_SUMMARY") {
-                let md = summary::failure_summary(&image, &cause, hint(&cause));
-                // The annotation already carries the cause; a summary that cannot be written
-                // must not replace it with a less useful error.
-                if let Err(e) = workflow::append(&path, &md) {
-                    eprintln!("ferry: cannot write the job summary: {}", one_line(&e));
-                }
+    result.inspect_err(|error| {
+        let cause = one_line(error);
+        report(&format!("ferry {name} failed"), error);
+        if let Some(path) = env_path(env, "GITHUB_STEP_SUMMARY") {
+            let md = summary::failure_summary(name, subject, &cause, hint(&cause));
+            // The annotation already carries the cause; a summary that cannot be written
+            // must not replace it with a less useful error.
+            if let Err(e) = workflow::append(&path, &md) {
+                eprintln!("ferry: cannot write the job summary: {}", one_line(&e));
             }
-            return Err(error);
         }
-    };
-    print!("{}", crate::output::push_summary(&outcome));
-    let written = write_files(env, &outcome);
+    })
+}
+
+fn write_files(env: Lookup<'_>, outputs: &str, summary: &str) -> anyhow::Result<()> {
+    let written = (|| {
+        match env_path(env, "GITHUB_OUTPUT") {
+            Some(path) => {
+                workflow::append(&path, outputs).context("cannot write the step's outputs")?
+            }
+            None => eprintln!("ferry: GITHUB_OUTPUT is not set; no step outputs written"),
+        }
+        if let Some(path) = env_path(env, "GITHUB_STEP_SUMMARY") {
+            workflow::append(&path, summary).context("cannot write the job summary")?;
+        }
+        Ok(())
+    })();
     if let Err(error) = &written {
         report("ferry action: cannot write the step's results", error);
     }
     written
-}
-
-fn write_files(env: Lookup<'_>, outcome: &push::PushOutcome) -> anyhow::Result<()> {
-    match env_path(env, "GITHUB_OUTPUT") {
-        Some(path) => workflow::append(&path, &outputs::push_outputs(outcome))
-            .context("cannot write the step's outputs")?,
-        None => eprintln!("ferry: GITHUB_OUTPUT is not set; no step outputs written"),
-    }
-    if let Some(path) = env_path(env, "GITHUB_STEP_SUMMARY") {
-        workflow::append(&path, &summary::push_summary(outcome))
-            .context("cannot write the job summary")?;
-    }
-    Ok(())
 }
 
 fn env_path(env: Lookup<'_>, key: &str) -> Option<PathBuf> {

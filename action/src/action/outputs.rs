@@ -1,6 +1,7 @@
 //! The step's outputs, as lines for `$GITHUB_OUTPUT`.
 
 use super::workflow::{heredoc_entry, output_entry};
+use crate::commands::manifest::ManifestOutcome;
 use crate::commands::push::PushOutcome;
 
 /// `registry`, `repository-uri`, `image-uri` (the first tag's), `image-uris` (one per line, as
@@ -15,6 +16,21 @@ pub fn push_outputs(outcome: &PushOutcome) -> String {
         output_entry("digest", &outcome.digest),
     ]
     .concat()
+}
+
+/// As for a push, plus `manifest`: what `ferry manifest inspect --json` prints for the list.
+pub fn manifest_outputs(outcome: &ManifestOutcome) -> anyhow::Result<String> {
+    let first = outcome.image_uris.first().map(String::as_str).unwrap_or("");
+    let inspection = serde_json::to_string(&outcome.inspection)?;
+    Ok([
+        output_entry("registry", &outcome.registry),
+        output_entry("repository-uri", &outcome.repository_uri),
+        output_entry("image-uri", first),
+        heredoc_entry("image-uris", &outcome.image_uris.join("\n")),
+        output_entry("digest", outcome.report.digest.as_str()),
+        output_entry("manifest", &inspection),
+    ]
+    .concat())
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use crate::commands::manifest::ManifestOutcome;
 use crate::commands::push::PushOutcome;
 use crate::output::{human_size, short_media_type};
 
@@ -58,12 +59,79 @@ pub fn push_summary(outcome: &PushOutcome) -> String {
     md
 }
 
-/// What the summary says when the push failed: the cause, and what to do about it if known.
-pub fn failure_summary(image: &str, cause: &str, hint: Option<&str>) -> String {
-    let mut md = format!("### ferry push failed: {}\n\n", code(image));
+/// What the summary says when a command failed: the cause, and what to do about it if known.
+pub fn failure_summary(command: &str, subject: &str, cause: &str, hint: Option<&str>) -> String {
+    let mut md = format!("### ferry {command} failed: {}\n\n", code(subject));
     let _ = writeln!(md, "```text\n{}\n```", cause.replace("```", "'''"));
     if let Some(hint) = hint {
         let _ = writeln!(md, "\n{hint}");
+    }
+    md
+}
+
+/// `manifest`: the list, a row per child (platform, digest, size) and each tag's fate.
+pub fn manifest_summary(outcome: &ManifestOutcome) -> String {
+    let report = &outcome.report;
+    let mut md = String::new();
+    let created = if outcome.repository_created {
+        " (repository created)"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        md,
+        "### ferry manifest: {}{created}\n",
+        code(&outcome.repository_uri)
+    );
+    let _ = writeln!(
+        md,
+        "{} {}, {}, {} {}\n",
+        short_media_type(&report.media_type),
+        code(report.digest.as_str()),
+        human_size(report.size),
+        report.manifests.len(),
+        plural(report.manifests.len() as u64, "image")
+    );
+    let _ = writeln!(
+        md,
+        "| platform | digest | size | source |\n|---|---|---|---|"
+    );
+    for m in &report.manifests {
+        let platform = if m.attestation {
+            format!("{} (attestation)", m.platform)
+        } else {
+            m.platform.clone()
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            cell(&platform),
+            cell(&code(m.digest.as_str())),
+            human_size(m.size),
+            cell(&code(m.source.as_deref().unwrap_or("-")))
+        );
+    }
+    let _ = writeln!(md, "\n| tag | fate | image |\n|---|---|---|");
+    for (tag, uri) in report.tags.iter().zip(&outcome.image_uris) {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} |",
+            cell(&code(&tag.tag)),
+            tag.outcome.as_str(),
+            cell(&code(uri))
+        );
+    }
+    if !report.copied.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nBrought from other repositories: {}",
+            report
+                .copied
+                .iter()
+                .map(|c| code(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     md
 }
@@ -176,7 +244,7 @@ pub(crate) mod tests {
     fn markdown_specials_are_neutralised() {
         assert_eq!(code("a`b"), "`` a`b ``");
         assert_eq!(cell(&code("oci:x|y")), "`oci:x\\|y`");
-        let md = failure_summary("app:1", "bad\n```\nthing", Some("Do this."));
+        let md = failure_summary("push", "app:1", "bad\n```\nthing", Some("Do this."));
         assert_eq!(
             md,
             "### ferry push failed: `app:1`\n\n```text\nbad\n'''\nthing\n```\n\nDo this.\n"

@@ -4,6 +4,7 @@
 mod copy;
 mod images;
 mod login;
+pub mod manifest;
 pub mod push;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Copy(args) => copy::run(*args).await,
         Command::Push(args) => push::run(*args).await,
+        Command::Manifest(args) => manifest::run(args).await,
         Command::Action => crate::action::run().await,
         Command::Login(args) => login::run(args).await,
         Command::Images(args) => images::run(args).await,
@@ -66,4 +68,45 @@ pub fn client_observed(
         builder = builder.credentials(Arc::new(credentials));
     }
     builder.build().context("cannot set up the registry client")
+}
+
+/// Where a command writes, and a client for it.
+pub struct Destination {
+    pub client: Client,
+    /// The registry host (`123456789012.dkr.ecr.eu-west-1.amazonaws.com`, `localhost:5000`).
+    pub host: String,
+    /// Set for an ECR registry: its repositories are managed through the AWS API.
+    pub ecr: Option<(Ecr, ferry_registry::ecr::EcrHost)>,
+}
+
+/// Resolves `registry` — an ECR host, an account id, none (the caller's own ECR registry in
+/// the region), or any other registry host — to a logged-in client. ECR gets AWS credentials
+/// (each token shown to `observer` first); any other registry docker's config.json.
+pub async fn destination(
+    registry: Option<&str>,
+    args: &RegistryArgs,
+    observer: Option<ferry_registry::ecr::TokenObserver>,
+) -> anyhow::Result<Destination> {
+    use ferry_registry::ecr::{EcrHost, resolve_registry};
+    let plain = registry.filter(|r| {
+        EcrHost::parse(r).is_none() && !(r.len() == 12 && r.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if let Some(host) = plain {
+        return Ok(Destination {
+            client: client(args, None)?,
+            host: host.to_string(),
+            ecr: None,
+        });
+    }
+    let region = args.aws.region.as_deref();
+    let ecr = ecr(&args.aws).await?;
+    let host = match registry {
+        Some(registry) => resolve_registry(registry, region).context("--registry")?,
+        None => ecr.default_registry(region).await?,
+    };
+    Ok(Destination {
+        client: client_observed(args, Some(&ecr), observer)?,
+        host: host.to_string(),
+        ecr: Some((ecr, host)),
+    })
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ferry_registry::Reference;
 use ferry_registry::docker::DockerEngine;
-use ferry_registry::ecr::{EcrHost, EnsureMode, TokenObserver, resolve_registry};
+use ferry_registry::ecr::{EnsureMode, TokenObserver};
 use ferry_registry::push::{Compression, PushCache, PushOptions, push};
 use ferry_registry::source::ImageSource;
 use serde::Serialize;
@@ -115,39 +115,25 @@ pub async fn execute(
         _ => (None, None),
     };
 
-    // An ECR registry (a host or an account id; default: the caller's own) gets AWS
-    // credentials and its repository created; any other registry is pushed to as it is, with
-    // docker's credentials.
-    let plain = args.registry.as_deref().filter(|r| {
-        EcrHost::parse(r).is_none() && !(r.len() == 12 && r.bytes().all(|b| b.is_ascii_digit()))
-    });
-    let (client, host, state) = match plain {
-        Some(registry) => {
-            let client = super::client(&args.registry_args, None)?;
-            (client, registry.to_string(), None)
-        }
-        None => {
-            let aws = &args.registry_args.aws;
-            let ecr = super::ecr(aws).await?;
-            let host = match &args.registry {
-                Some(registry) => {
-                    resolve_registry(registry, aws.region.as_deref()).context("--registry")?
-                }
-                None => ecr.default_registry(aws.region.as_deref()).await?,
-            };
-            let client = super::client_observed(&args.registry_args, Some(&ecr), observer)?;
+    // An ECR registry gets its repository created; any other is pushed to as it is.
+    let target =
+        super::destination(args.registry.as_deref(), &args.registry_args, observer).await?;
+    let state = match &target.ecr {
+        Some((ecr, host)) => {
             let mode = if args.repository_args.no_create {
                 EnsureMode::MustExist
             } else {
                 EnsureMode::CreateIfMissing
             };
             let state = ecr
-                .ensure_repository(&host, &repository, &settings, mode)
+                .ensure_repository(host, &repository, &settings, mode)
                 .await?;
             super::copy::report_repository(Some(&state), &repository, false);
-            (client, host.to_string(), Some(state))
+            Some(state)
         }
+        None => None,
     };
+    let (client, host) = (target.client, target.host);
     let destination = Reference::parse(&format!("{host}/{repository}")).context("--registry")?;
 
     let options = PushOptions {

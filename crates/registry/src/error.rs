@@ -121,6 +121,9 @@ pub enum Error {
     #[error(transparent)]
     Docker(#[from] crate::docker::DockerError),
 
+    #[error(transparent)]
+    ManifestList(#[from] crate::manifest_list::ListError),
+
     #[error("{request}: {source}")]
     Challenge {
         request: RequestInfo,
@@ -213,6 +216,7 @@ impl Error {
             Error::DockerConfig(_) => "docker_config",
             Error::Ecr(_) => "ecr",
             Error::Docker(_) => "docker",
+            Error::ManifestList(_) => "manifest_list",
             Error::Challenge { .. } | Error::Auth { .. } => "auth",
             Error::Registry { status, code, .. } => match (status, code) {
                 (_, Some(ErrorCode::TooManyRequests)) | (429, _) => "throttled",

@@ -15,6 +15,7 @@ pub mod docker_archive;
 pub mod ecr;
 pub mod error;
 pub mod manifest;
+pub mod manifest_list;
 pub mod manifests;
 pub mod media_type;
 pub mod push;

@@ -5,9 +5,11 @@
 //! Deliberately independent of `ferry-registry`: this is the yardstick ferry is measured
 //! against, so it speaks the distribution protocol with its own small code.
 
+pub mod cli;
 pub mod ecr;
 pub mod image;
 mod layout;
+pub mod local_image;
 pub mod moto;
 pub mod proxy;
 pub mod push;
@@ -22,6 +24,7 @@ pub use image::{
     Artifact, Blob, BuiltImage, ImageFormat, ImageSpec, SingleImage, build, build_artifact,
     build_single,
 };
+pub use local_image::LocalImage;
 pub use moto::MotoServer;
 pub use proxy::{Fault, FaultAction, FaultProxy, Recorded};
 pub use registry::{RegistryAuth, RegistryOptions, TestRegistry};

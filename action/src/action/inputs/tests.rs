@@ -1,0 +1,307 @@
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+
+use super::*;
+
+/// Reads the inputs from `vars` instead of the process environment.
+fn read_vars(vars: &[(&str, &str)]) -> anyhow::Result<ActionCommand> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let lookup = move |key: &str| map.get(key).cloned();
+    read(&lookup)
+}
+
+fn read_with(vars: &[(&str, &str)]) -> anyhow::Result<PushInputs> {
+    match read_vars(vars)? {
+        ActionCommand::Push(push) => Ok(push),
+        ActionCommand::Manifest(_) => panic!("expected the push command"),
+    }
+}
+
+fn error(vars: &[(&str, &str)]) -> String {
+    match read_with(vars) {
+        Ok(_) => panic!("expected an error for {vars:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn defaults() {
+    let push = read_with(&[("INPUT_IMAGE", "app:1"), ("INPUT_TAGS", "")]).unwrap();
+    let a = &push.args;
+    assert_eq!(a.image, "app:1");
+    assert_eq!(a.tags, ["latest"]);
+    assert_eq!(a.repository, None);
+    assert_eq!(a.registry, None);
+    assert_eq!(a.compression, "gzip");
+    assert!(!a.json);
+    assert_eq!(a.registry_args.concurrency, 8);
+    assert_eq!(a.registry_args.aws.region, None);
+    assert_eq!(a.registry_args.ecr_registry_url, None);
+    let r = &a.repository_args;
+    assert!(!r.no_create);
+    assert!(!r.enforce_settings);
+    assert_eq!(r.scan_on_push, None);
+    assert!(r.mutability_exclusions.is_empty() && r.repository_tags.is_empty());
+    assert!(push._staged.is_empty());
+}
+
+#[test]
+fn every_input_reaches_its_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lifecycle.json"), "{}").unwrap();
+    let push = read_with(&[
+        ("INPUT_COMMAND", "Push"),
+        ("INPUT_IMAGE", " team/app:1.0 "),
+        ("INPUT_REPOSITORY", "team/app"),
+        ("INPUT_TAGS", "1.0, 1\nlatest\n\n"),
+        ("INPUT_REGISTRY", "123456789012"),
+        ("INPUT_REGION", "eu-west-1"),
+        ("AWS_REGION", "us-east-1"),
+        ("INPUT_ROLE-ARN", "arn:aws:iam::123456789012:role/push"),
+        ("INPUT_CREATE-REPOSITORY", "FALSE"),
+        ("INPUT_TAG-MUTABILITY", "immutable_with_exclusion"),
+        ("INPUT_MUTABILITY-EXCLUSIONS", "dev-*\nlatest"),
+        ("INPUT_SCAN-ON-PUSH", "True"),
+        ("INPUT_ENCRYPTION", "kms"),
+        ("INPUT_KMS-KEY", "alias/ecr"),
+        ("INPUT_REPOSITORY-TAGS", "team=core\ncost-center=42"),
+        ("INPUT_LIFECYCLE-POLICY", "lifecycle.json"),
+        ("INPUT_REPOSITORY-POLICY", r#"{"Version": "2012-10-17"}"#),
+        ("INPUT_ENFORCE-SETTINGS", "true"),
+        ("INPUT_COMPRESSION", "ZSTD"),
+        ("GITHUB_WORKSPACE", dir.path().to_str().unwrap()),
+        ("FERRY_ECR_REGISTRY_URL", "http://127.0.0.1:5000"),
+    ])
+    .unwrap();
+    let a = &push.args;
+    assert_eq!(a.image, "team/app:1.0");
+    assert_eq!(a.repository.as_deref(), Some("team/app"));
+    assert_eq!(a.tags, ["1.0", "1", "latest"]);
+    assert_eq!(a.registry.as_deref(), Some("123456789012"));
+    assert_eq!(a.compression, "zstd");
+    assert_eq!(a.registry_args.aws.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(
+        a.registry_args.aws.role_arn.as_deref(),
+        Some("arn:aws:iam::123456789012:role/push")
+    );
+    assert_eq!(
+        a.registry_args.ecr_registry_url.as_deref(),
+        Some("http://127.0.0.1:5000")
+    );
+    let r = &a.repository_args;
+    assert!(r.no_create);
+    assert_eq!(
+        r.tag_mutability.as_deref(),
+        Some("immutable_with_exclusion")
+    );
+    assert_eq!(r.mutability_exclusions, ["dev-*", "latest"]);
+    assert_eq!(r.scan_on_push, Some(true));
+    assert_eq!(r.encryption.as_deref(), Some("KMS"));
+    assert_eq!(r.kms_key.as_deref(), Some("alias/ecr"));
+    assert_eq!(r.repository_tags, ["team=core", "cost-center=42"]);
+    assert_eq!(
+        r.lifecycle_policy.as_deref(),
+        Some(dir.path().join("lifecycle.json").as_path())
+    );
+    assert!(r.enforce_settings);
+
+    // The inline policy is staged in a file that lives as long as the inputs do.
+    let staged = r.repository_policy.clone().unwrap();
+    assert_eq!(push._staged.len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(&staged).unwrap(),
+        r#"{"Version": "2012-10-17"}"#
+    );
+    drop(push);
+    assert!(!staged.exists());
+}
+
+#[test]
+fn region_falls_back_to_aws_region_and_underscored_names_work() {
+    let push = read_with(&[
+        ("INPUT_IMAGE", "app"),
+        ("AWS_REGION", "ap-south-1"),
+        ("INPUT_CREATE_REPOSITORY", "false"),
+    ])
+    .unwrap();
+    assert_eq!(
+        push.args.registry_args.aws.region.as_deref(),
+        Some("ap-south-1")
+    );
+    assert!(push.args.repository_args.no_create);
+}
+
+#[test]
+fn lists_split_on_newlines_and_commas() {
+    assert_eq!(split_list(" a ,b\n\n c,\r\nd ,"), ["a", "b", "c", "d"]);
+    assert!(split_list(" \n , ").is_empty());
+}
+
+#[test]
+fn booleans_are_true_or_false_only() {
+    assert!(parse_bool("x", "TRUE").unwrap());
+    assert!(!parse_bool("x", " false ").unwrap());
+    let e = error(&[("INPUT_IMAGE", "app"), ("INPUT_SCAN-ON-PUSH", "yes")]);
+    assert_eq!(
+        e,
+        r#"input `scan-on-push`: expected true or false, got "yes""#
+    );
+    let e = error(&[("INPUT_IMAGE", "app"), ("INPUT_CREATE-REPOSITORY", "1")]);
+    assert!(e.contains("`create-repository`"), "{e}");
+}
+
+#[test]
+fn errors_name_the_input() {
+    let e = error(&[("INPUT_COMMAND", "deploy"), ("INPUT_IMAGE", "app")]);
+    assert_eq!(
+        e,
+        r#"input `command`: unknown command "deploy"; known: push, manifest"#
+    );
+    assert!(error(&[]).starts_with("input `image` is required"));
+    assert!(error(&[("INPUT_IMAGE", "  ")]).starts_with("input `image` is required"));
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "INPUT_TAG-MUTABILITY",
+            "sometimes",
+            "input `tag-mutability`: invalid",
+        ),
+        (
+            "INPUT_ENCRYPTION",
+            "rot13",
+            "input `encryption`: expected AES256 or KMS",
+        ),
+        (
+            "INPUT_KMS-KEY",
+            "alias/x",
+            "input `kms-key` needs `encryption: KMS`",
+        ),
+        (
+            "INPUT_REPOSITORY-TAGS",
+            "a=1,=2",
+            "input `repository-tags`: \"=2\"",
+        ),
+        (
+            "INPUT_COMPRESSION",
+            "brotli",
+            "input `compression`: expected gzip or zstd",
+        ),
+        (
+            "INPUT_LIFECYCLE-POLICY",
+            "{nope",
+            "input `lifecycle-policy`: inline JSON",
+        ),
+        (
+            "INPUT_REPOSITORY-POLICY",
+            "missing.json",
+            "input `repository-policy`: no file",
+        ),
+    ];
+    for (key, value, expected) in cases {
+        let e = error(&[("INPUT_IMAGE", "app"), (key, value)]);
+        assert!(e.starts_with(expected), "{key}={value}: {e}");
+    }
+    let e = error(&[
+        ("INPUT_IMAGE", "app"),
+        ("INPUT_ENCRYPTION", "AES256"),
+        ("INPUT_KMS-KEY", "k"),
+    ]);
+    assert!(e.contains("`kms-key`"), "{e}");
+}
+
+fn manifest_with(vars: &[(&str, &str)]) -> anyhow::Result<ManifestCreateArgs> {
+    match read_vars(vars)? {
+        ActionCommand::Manifest(m) => Ok(m.args),
+        ActionCommand::Push(_) => panic!("expected the manifest command"),
+    }
+}
+
+#[test]
+fn manifest_inputs() {
+    let m = manifest_with(&[
+        ("INPUT_COMMAND", "manifest"),
+        ("INPUT_REPOSITORY", "team/app"),
+        ("INPUT_IMAGES", "1.0-amd64\n1.0-arm64, sha256:ab"),
+        ("INPUT_TAGS", "1.0,latest"),
+        ("INPUT_FORMAT", "OCI"),
+        (
+            "INPUT_ANNOTATIONS",
+            "org.opencontainers.image.source=https://x",
+        ),
+        ("INPUT_PLATFORM-OVERRIDES", "1.0-arm64=linux/arm64/v8"),
+        ("INPUT_ATTESTATIONS", "drop"),
+        ("INPUT_ALLOW-DUPLICATE-PLATFORMS", "true"),
+        ("INPUT_REGISTRY", "123456789012"),
+    ])
+    .unwrap();
+    assert_eq!(m.target, "team/app:1.0");
+    assert_eq!(m.sources, ["1.0-amd64", "1.0-arm64", "sha256:ab"]);
+    assert_eq!(m.tags, ["1.0", "latest"]);
+    assert_eq!(m.format, "OCI");
+    assert_eq!(m.annotations, ["org.opencontainers.image.source=https://x"]);
+    assert_eq!(m.platform_overrides, ["1.0-arm64=linux/arm64/v8"]);
+    assert_eq!(m.attestations, "drop");
+    assert!(m.allow_duplicate_platforms);
+    assert_eq!(m.registry.as_deref(), Some("123456789012"));
+
+    let defaults = manifest_with(&[
+        ("INPUT_COMMAND", "manifest"),
+        ("INPUT_REPOSITORY", "app"),
+        ("INPUT_IMAGES", "a,b"),
+    ])
+    .unwrap();
+    assert_eq!(defaults.target, "app:latest");
+    assert_eq!(defaults.format, "auto");
+    assert_eq!(defaults.attestations, "keep");
+
+    let err = |vars: &[(&str, &str)]| match manifest_with(vars) {
+        Ok(_) => panic!("expected an error for {vars:?}"),
+        Err(e) => e.to_string(),
+    };
+    let base = [("INPUT_COMMAND", "manifest"), ("INPUT_REPOSITORY", "app")];
+    assert!(err(&base).starts_with("input `images` is required"));
+    let with = |k, v| {
+        let mut vars = base.to_vec();
+        vars.push(("INPUT_IMAGES", "a"));
+        vars.push((k, v));
+        err(&vars)
+    };
+    assert!(with("INPUT_FORMAT", "zip").starts_with("input `format`"));
+    assert!(with("INPUT_ATTESTATIONS", "maybe").starts_with("input `attestations`"));
+    assert!(with("INPUT_ANNOTATIONS", "novalue").starts_with("input `annotations`"));
+    assert!(
+        err(&[("INPUT_COMMAND", "manifest"), ("INPUT_IMAGES", "a")])
+            .starts_with("input `repository` is required")
+    );
+}
+
+/// The inputs of `action.yml`, read with a line scanner (its layout is ours: two-space keys).
+fn declared_inputs() -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../action.yml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut inside = false;
+    let mut names = Vec::new();
+    for line in text.lines() {
+        if !line.starts_with(' ') && !line.is_empty() {
+            inside = line == "inputs:";
+            continue;
+        }
+        if inside
+            && let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':'))
+            && !name.starts_with(' ')
+        {
+            names.push(name.to_string());
+        }
+    }
+    names
+}
+
+#[test]
+fn action_yml_declares_exactly_the_inputs_read() {
+    let declared = declared_inputs();
+    assert!(declared.len() > 10, "{declared:?}");
+    assert_eq!(declared, INPUTS, "action.yml and INPUTS differ");
+}

@@ -1,0 +1,215 @@
+//! `ferry manifest create|push|inspect`: multi-arch lists from images already in a registry.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail};
+use ferry_registry::copy::{Budget, CopyOptions};
+use ferry_registry::ecr::{EnsureMode, TokenObserver};
+use ferry_registry::manifest_list::{self, Inspection, ListOptions, ListReport};
+use ferry_registry::{Platform, Reference};
+use serde::Serialize;
+
+use crate::cli::{ManifestArgs, ManifestCommand, ManifestCreateArgs, ManifestInspectArgs};
+use crate::output;
+use crate::settings::repository_settings;
+
+/// What `manifest create` did, for the CLI and the Action's outputs and job summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestOutcome {
+    pub registry: String,
+    /// `<registry>/<repository>`.
+    pub repository_uri: String,
+    /// `<registry>/<repository>:<tag>` for each tag, in order.
+    pub image_uris: Vec<String>,
+    #[serde(flatten)]
+    pub report: ListReport,
+    /// What `ferry manifest inspect --json` prints for the list.
+    #[serde(skip)]
+    pub inspection: Inspection,
+    pub repository_created: bool,
+}
+
+pub async fn run(args: ManifestArgs) -> anyhow::Result<()> {
+    match args.command {
+        ManifestCommand::Create(args) | ManifestCommand::Push(args) => {
+            let outcome = execute(&args, None).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&outcome)?);
+            } else {
+                print!("{}", output::list_summary(&outcome));
+                if outcome.report.dry_run {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&outcome.report.manifest)?
+                    );
+                }
+            }
+            Ok(())
+        }
+        ManifestCommand::Inspect(args) => inspect(&args).await,
+    }
+}
+
+/// Creates (or with `--dry-run`, plans) the list `args` describe. `observer` sees every ECR
+/// token fetched, before it is used.
+pub async fn execute(
+    args: &ManifestCreateArgs,
+    observer: Option<TokenObserver>,
+) -> anyhow::Result<ManifestOutcome> {
+    let options = list_options(args)?;
+    let settings = repository_settings(&args.repository_args)?;
+    let (registry, rest) = split_target(&args.target, args.registry.as_deref())?;
+    let target = super::destination(registry.as_deref(), &args.registry_args, observer).await?;
+    let reference = Reference::parse(&format!("{}/{rest}", target.host))
+        .with_context(|| format!("TARGET {:?}", args.target))?;
+
+    // The rule for immutable tags has to be known before the plan checks the tags.
+    let state = match &target.ecr {
+        Some((ecr, host)) => {
+            ecr.describe_repository(host, reference.repository())
+                .await?
+        }
+        None => None,
+    };
+    let options = ListOptions {
+        immutable_tags: state.clone().and_then(super::copy::immutable_rule),
+        ..options
+    };
+    let plan = manifest_list::plan(&target.client, &reference, &args.sources, &options).await?;
+
+    let mut created = false;
+    let report = if args.dry_run {
+        manifest_list::dry_run_report(&plan)?
+    } else {
+        // Only now, with every source found: a typo must not leave a new repository behind.
+        if let Some((ecr, host)) = &target.ecr {
+            let mode = if args.repository_args.no_create {
+                EnsureMode::MustExist
+            } else {
+                EnsureMode::CreateIfMissing
+            };
+            let state = ecr
+                .ensure_repository(host, reference.repository(), &settings, mode)
+                .await?;
+            super::copy::report_repository(Some(&state), reference.repository(), false);
+            created = state.created;
+        }
+        manifest_list::apply(&target.client, &plan, &options).await?
+    };
+    let inspection = manifest_list::inspect::of_list(&reference, &plan.manifest)?;
+    let repository_uri = reference.name();
+    Ok(ManifestOutcome {
+        registry: target.host.clone(),
+        image_uris: report
+            .tags
+            .iter()
+            .map(|t| format!("{repository_uri}:{}", t.tag))
+            .collect(),
+        repository_uri,
+        report,
+        inspection,
+        repository_created: created,
+    })
+}
+
+async fn inspect(args: &ManifestInspectArgs) -> anyhow::Result<()> {
+    let (registry, rest) = split_target(&args.reference, args.registry.as_deref())?;
+    let target = super::destination(registry.as_deref(), &args.registry_args, None).await?;
+    let reference = Reference::parse(&format!("{}/{rest}", target.host))
+        .with_context(|| format!("REFERENCE {:?}", args.reference))?;
+    let inspection = manifest_list::inspect(&target.client, &reference, args.layers).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&inspection)?);
+    } else {
+        print!("{}", output::inspection(&inspection));
+    }
+    Ok(())
+}
+
+/// Splits a reference into the registry it names (or `--registry`'s) and the rest.
+fn split_target(text: &str, flag: Option<&str>) -> anyhow::Result<(Option<String>, String)> {
+    let text = text.trim();
+    let named = text
+        .split_once('/')
+        .filter(|(first, _)| first.contains(['.', ':']) || first.eq_ignore_ascii_case("localhost"));
+    match (named, flag) {
+        (Some((host, _)), Some(flag)) if !host.eq_ignore_ascii_case(flag) => bail!(
+            "{text:?} names registry {host}, but --registry says {flag}; give only one of them"
+        ),
+        (Some((host, rest)), _) => Ok((Some(host.to_string()), rest.to_string())),
+        (None, flag) => Ok((flag.map(str::to_string), text.to_string())),
+    }
+}
+
+fn list_options(args: &ManifestCreateArgs) -> anyhow::Result<ListOptions> {
+    if args.registry_args.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    let mut annotations = BTreeMap::new();
+    for kv in &args.annotations {
+        match kv.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                annotations.insert(k.trim().to_string(), v.to_string());
+            }
+            _ => bail!("--annotation {kv:?}: expected KEY=VALUE"),
+        }
+    }
+    let platform_overrides = args
+        .platform_overrides
+        .iter()
+        .map(|o| {
+            let (source, platform) = o.rsplit_once('=').with_context(|| {
+                format!("--platform-override {o:?}: expected SOURCE=OS/ARCH[/VARIANT]")
+            })?;
+            let platform =
+                Platform::parse(platform).with_context(|| format!("--platform-override {o:?}"))?;
+            Ok((source.trim().to_string(), platform))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(ListOptions {
+        format: args
+            .format
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--format: {e}"))?,
+        attestations: args
+            .attestations
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--attestations: {e}"))?,
+        allow_duplicate_platforms: args.allow_duplicate_platforms,
+        annotations,
+        platform_overrides,
+        tags: args.tags.clone(),
+        immutable_tags: None,
+        copy: CopyOptions {
+            budget: Budget::new(args.registry_args.concurrency),
+            ..CopyOptions::default()
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_target;
+
+    #[test]
+    fn a_target_names_its_registry_or_takes_the_flags() {
+        let split = |t: &str, f: Option<&str>| split_target(t, f).expect(t);
+        assert_eq!(split("app:1.0", None), (None, "app:1.0".to_string()));
+        assert_eq!(
+            split("team/app:1.0", Some("localhost:5000")),
+            (
+                Some("localhost:5000".to_string()),
+                "team/app:1.0".to_string()
+            )
+        );
+        assert_eq!(
+            split("localhost:5000/team/app:1.0", None),
+            (
+                Some("localhost:5000".to_string()),
+                "team/app:1.0".to_string()
+            )
+        );
+        let err = split_target("localhost:5000/app:1", Some("other:5000")).expect_err("clash");
+        assert!(err.to_string().contains("--registry"));
+    }
+}
