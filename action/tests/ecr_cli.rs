@@ -6,22 +6,19 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use ferry_testkit::ecr::EcrStandIn;
-use ferry_testkit::{ImageSpec, TestRegistry, skopeo};
+use ferry_testkit::{ImageSpec, TestRegistry, cli, skopeo};
 
 fn ferry(stand_in: &EcrStandIn, args: &[&str]) -> Output {
     let empty = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", empty.path())
-        .env("DOCKER_CONFIG", empty.path());
-    for (k, v) in stand_in.env() {
-        cmd.env(k, v);
-    }
-    cmd.args(args).output().unwrap()
+    cli::run(
+        env!("CARGO_BIN_EXE_ferry"),
+        empty.path(),
+        Some(stand_in),
+        args,
+    )
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -284,15 +281,8 @@ async fn images_lists_what_the_repository_holds() {
 async fn missing_aws_credentials_is_a_clear_error() {
     let stand_in = EcrStandIn::start().await.unwrap();
     let empty = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", empty.path())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", empty.path().join("none"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", empty.path().join("none"))
-        .env("AWS_ENDPOINT_URL_ECR", stand_in.api_url())
+    let out = cli::command(env!("CARGO_BIN_EXE_ferry"), empty.path(), None)
+        .envs(stand_in.env_without_credentials())
         .args(["login"])
         .output()
         .unwrap();

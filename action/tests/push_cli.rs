@@ -6,98 +6,22 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use ferry_testkit::ecr::EcrStandIn;
-use ferry_testkit::{ImageSpec, skopeo};
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A local image built with `docker build` from scratch: `layers` layers of random data.
-struct LocalImage {
-    name: String,
-    id: String,
-}
-
-impl LocalImage {
-    fn build(layers: usize, kib: usize) -> LocalImage {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let name = format!("ferry-push-test/app{}-{n}:1", std::process::id());
-        let dir = tempfile::tempdir().unwrap();
-        let mut dockerfile = String::from("FROM scratch\n");
-        for i in 0..layers {
-            let data: Vec<u8> = (0..kib * 1024).map(|_| rand_byte()).collect();
-            std::fs::write(dir.path().join(format!("f{i}")), data).unwrap();
-            dockerfile.push_str(&format!("COPY f{i} /f{i}\n"));
-        }
-        std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
-        let out = Command::new("docker")
-            .args(["build", "-q", "-t", &name])
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "docker build: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        LocalImage { name, id }
-    }
-
-    fn short_id(&self) -> String {
-        self.id.trim_start_matches("sha256:")[..12].to_string()
-    }
-}
-
-impl Drop for LocalImage {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rmi", "-f", &self.name])
-            .output();
-    }
-}
-
-fn rand_byte() -> u8 {
-    use std::cell::Cell;
-    thread_local!(static STATE: Cell<u64> = Cell::new(0x9e3779b97f4a7c15 ^ u64::from(std::process::id())));
-    STATE.with(|s| {
-        let mut x = s.get() ^ (COUNTER.load(Ordering::Relaxed) as u64);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        s.set(x);
-        (x >> 24) as u8
-    })
-}
+use ferry_testkit::{ImageSpec, LocalImage, cli, skopeo};
 
 fn ferry(stand_in: &EcrStandIn, cache: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", cache)
-        .env("DOCKER_CONFIG", cache)
-        .env("FERRY_CACHE_DIR", cache);
-    for (k, v) in stand_in.env() {
-        cmd.env(k, v);
-    }
-    for (k, v) in extra_env {
-        cmd.env(k, v);
-    }
+    let mut cmd = cli::command(env!("CARGO_BIN_EXE_ferry"), cache, Some(stand_in));
+    cmd.envs(extra_env.iter().copied());
     cmd.args(args).output().unwrap()
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "ferry failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    cli::json(out)
 }
 
 fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    cli::stderr(out)
 }
 
 async fn manifest_at(stand_in: &EcrStandIn, reference: &str) -> serde_json::Value {
@@ -115,7 +39,7 @@ async fn manifest_at(stand_in: &EcrStandIn, reference: &str) -> serde_json::Valu
 async fn push_by_name_then_warm_and_extra_tags() {
     let stand_in = EcrStandIn::start().await.unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let image = LocalImage::build(3, 256);
+    let image = LocalImage::build(3, 256).unwrap();
 
     let first = json(&ferry(
         &stand_in,
@@ -235,7 +159,7 @@ async fn push_by_name_then_warm_and_extra_tags() {
 async fn push_by_short_image_id_and_default_repository() {
     let stand_in = EcrStandIn::start().await.unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let image = LocalImage::build(2, 64);
+    let image = LocalImage::build(2, 64).unwrap();
     let by_id = json(&ferry(
         &stand_in,
         cache.path(),
@@ -287,7 +211,7 @@ async fn push_from_oci_layout_and_docker_archive() {
     .unwrap();
     assert_eq!(ferry_testkit::sha256_digest(&raw), built.index.digest);
 
-    let image = LocalImage::build(2, 64);
+    let image = LocalImage::build(2, 64).unwrap();
     let archive = tempfile::tempdir().unwrap();
     let tar = archive.path().join("image.tar");
     let out = Command::new("docker")
@@ -408,17 +332,10 @@ async fn clear_errors_for_what_users_get_wrong() {
     );
     assert_clear_failure(&out, "Docker Engine");
 
-    let image = LocalImage::build(1, 4);
+    let image = LocalImage::build(1, 4).unwrap();
     let empty = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", empty.path())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", empty.path().join("none"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", empty.path().join("none"))
-        .env("AWS_ENDPOINT_URL_ECR", stand_in.api_url())
+    let out = cli::command(env!("CARGO_BIN_EXE_ferry"), empty.path(), None)
+        .envs(stand_in.env_without_credentials())
         .args(["push", &image.name])
         .output()
         .unwrap();
@@ -429,13 +346,8 @@ async fn clear_errors_for_what_users_get_wrong() {
 async fn push_to_a_plain_registry_without_aws() {
     let registry = ferry_testkit::TestRegistry::anonymous().await.unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let image = LocalImage::build(2, 64);
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", cache.path())
-        .env("DOCKER_CONFIG", cache.path())
-        .env("FERRY_CACHE_DIR", cache.path())
+    let image = LocalImage::build(2, 64).unwrap();
+    let out = cli::command(env!("CARGO_BIN_EXE_ferry"), cache.path(), None)
         .args([
             "push",
             &image.name,

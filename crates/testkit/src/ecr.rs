@@ -200,6 +200,15 @@ impl EcrStandIn {
         .collect()
     }
 
+    /// [`env`](Self::env) without the access keys: for a process that must find no AWS
+    /// credentials anywhere (and so fail clearly) while everything else points at the stand-in.
+    pub fn env_without_credentials(&self) -> Vec<(String, String)> {
+        self.env()
+            .into_iter()
+            .filter(|(k, _)| k != "AWS_ACCESS_KEY_ID" && k != "AWS_SECRET_ACCESS_KEY")
+            .collect()
+    }
+
     /// Removes every inherited `AWS_*` variable (a developer's `AWS_PROFILE` or
     /// `AWS_SESSION_TOKEN` would otherwise mix with the test credentials), then sets `env()`.
     pub fn apply_env<'a>(
