@@ -86,7 +86,7 @@ pub struct ListPlan {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ListReport {
-    /// `registry/repository`.
+    /// The list's repository, without the registry (`team/app`).
     pub repository: String,
     pub digest: Digest,
     pub media_type: String,
@@ -244,7 +244,7 @@ fn report(plan: &ListPlan, copied: Vec<String>, dry_run: bool) -> Result<ListRep
         })
         .collect();
     Ok(ListReport {
-        repository: plan.target.name(),
+        repository: plan.target.repository().to_string(),
         digest: plan.manifest.digest().clone(),
         media_type: plan.manifest.media_type().to_string(),
         size: plan.manifest.size(),
