@@ -3,8 +3,8 @@
 #
 #   . "$(dirname "$0")/lib.sh"
 #   bench_init copy          # work dir, cleanup trap, LC_ALL=C
-#   bench_build              # release ferry + ferry-testkit; sets $BIN
-#   bench_start_registry src # sets REG_HOST[src], REG_DIR[src]
+#   bench_build              # release ferry + ferry-testkit (in $CARGO_TARGET_DIR if set); sets $BIN
+#   bench_start_registry src # sets REG_HOST[src], REG_DIR[src]; bench_stop_registry src stops it
 #   bench_measure LABEL -- CMD...   # one measured run; sets M_WALL M_CPU M_RSS_KB M_REQ ...
 #
 # Every measured run goes through bench_measure, so all tools are timed the same way:
@@ -105,6 +105,19 @@ bench_start_registry() { # $1: name
   fi
   REG_HOST[$name]=$host
   REG_DIR[$name]=$dir
+}
+
+# Stops registry NAME (started with bench_start_registry) and no longer counts its requests; its
+# storage and log stay in the work dir.
+bench_stop_registry() { # $1: name
+  local name=$1 pid=${REG_PID[$1]:-} kept=() n
+  if [[ -n $pid ]]; then
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  unset 'REG_PID[$name]'
+  for n in "${BENCH_REGS[@]}"; do [[ $n != "$name" ]] && kept+=("$n"); done
+  BENCH_REGS=("${kept[@]}")
 }
 
 # Access-log lines (one per request) in a registry's log so far. The log also holds the

@@ -1,39 +1,46 @@
 #!/usr/bin/env bash
 # Benchmark: pushing one local Docker Engine image to a local registry with
-#   ferry push IMG --registry HOST --repository ferry-rN --tag v1
-#   docker push HOST/docker-rN:v1                     (after `docker tag`)
-#   skopeo copy docker-daemon:IMG docker://HOST/skopeo-rN:v1
+#   ferry push IMG --registry HOST --repository R --tag v1
+#   docker push HOST/R:v1                            (after `docker tag`)
+#   skopeo copy docker-daemon:IMG docker://HOST/R:v1
 # A benchmark, not a test: targets are printed as information and never fail the script; only a
 # failed push or a config mismatch does.
 #
 # The image: FROM scratch, LAYERS × LAYER_MIB MiB of random data (seeded), one COPY per layer,
 # every file with its own fixed mtime (fuse-overlayfs diffs by size + mtime), and a unique label so
-# no build cache is shared with anything else. One `ferry-testkit registry` (loopback, plain HTTP;
-# the engine treats 127.0.0.0/8 as insecure) receives every push.
+# no build cache is shared with anything else. Registries are `ferry-testkit registry` processes
+# (loopback, plain HTTP; the engine treats 127.0.0.0/8 as insecure).
 #
-# For ROUNDS rounds (the order of the tools rotates per round), each tool pushes
-#   cold: to a repository that does not exist yet (fresh name per round and tool) —
-#         ferry with a fresh, empty FERRY_CACHE_DIR; skopeo with a fresh, empty blob-info cache
-#         (see bench/lib.sh); docker as it is: the engine remembers which layers it pushed to
-#         this registry and, from its second push on, cross-repo mounts them (POST …?mount=…&from=…)
-#         instead of uploading. That is docker's own behaviour and is reported as is; its first
-#         push (round 1 unless PRIME_DOCKER=1) is the only docker push that uploads.
-#   warm: the same push again (ferry: the same cache dir; docker: the same tag; skopeo: the same
-#         destination and blob-info cache).
-# Before round 1, ferry and skopeo each do one unmeasured push (PRIME=0 skips it), so binaries,
-# the page cache and the registry's blob store are warm for them as for the later rounds.
+# Three scenarios, each measured ROUNDS times per tool (the order of the tools rotates per round):
+#   first:    the tool's first push of the image to a registry: per round and tool a fresh
+#             registry (new port, empty storage), so nothing can be mounted or skipped — ferry
+#             with a fresh, empty FERRY_CACHE_DIR, skopeo with a fresh, empty blob-info cache
+#             (see bench/lib.sh), docker with nothing to mount: the engine remembers which
+#             repositories of a registry hold a layer by the registry's host:port, and every
+#             fresh registry has a port none had before. Every byte is exported (ferry, skopeo)
+#             or read from the layer store (docker), compressed and uploaded.
+#   new-repo: a push to a repository that does not exist yet, on the one shared registry the
+#             tool has pushed this image to before (fresh repository name per round and tool).
+#             Each tool keeps its own state across the rounds as it would on a developer's
+#             machine: docker its engine's metadata, ferry its cache dir, skopeo its blob-info
+#             cache — so each may cross-repo mount (POST …?mount=…&from=…) what it pushed
+#             before, and that is what it is measured doing. Before round 1 each tool makes one
+#             unmeasured push to the shared registry (PRIME), from fresh state, so round 1 is
+#             like the others and binaries and page cache are warm.
+#   warm:     the new-repo push again (same repository and tag, same state): nothing to do.
 #
 # Measured per run (bench/lib.sh): wall, CPU (user + sys) and peak RSS of the client process,
-# requests that reached the registry. `docker push` hands the work to the daemon, so its client
+# requests that reached the registries. `docker push` hands the work to the daemon, so its client
 # CPU/RSS say little: the daemon's CPU (dockerd's utime + stime deltas from /proc/<pid>/stat) is
 # measured for every run — ferry and skopeo make the daemon work too, exporting the image — and so
 # is the registry process's. The per-run lines (stderr) also show the whole machine's busy CPU
 # (/proc/stat), which includes the short-lived fuse-overlayfs mount helpers the engine starts to
 # read layers (reparented away from dockerd, so not in its numbers) — and anything else running.
 #
-# Knobs (env): ROUNDS=3 LAYERS=5 LAYER_MIB=20 SEED=1 PRIME=1 PRIME_DOCKER=0
-#              KEEP=1 (keep the work dir with the registry's storage and log, per-run outputs)
+# Knobs (env): ROUNDS=3 LAYERS=5 LAYER_MIB=20 SEED=1 PRIME=1
+#              KEEP=1 (keep the work dir with the registries' storage and logs, per-run outputs)
 #              DOCKERD_PID (default: the local dockerd's pid, if any)
+#              CARGO_TARGET_DIR (where the release build goes and the binaries are taken from)
 set -euo pipefail
 
 # shellcheck source=bench/lib.sh
@@ -44,9 +51,9 @@ LAYERS=${LAYERS:-5}
 LAYER_MIB=${LAYER_MIB:-20}
 SEED=${SEED:-1}
 PRIME=${PRIME:-1}
-PRIME_DOCKER=${PRIME_DOCKER:-0}
 TAG=v1
 TOOLS=(ferry docker skopeo)
+SCENARIOS=(first new-repo warm)
 
 bench_init push
 for tool in docker openssl; do
@@ -54,24 +61,42 @@ for tool in docker openssl; do
 done
 docker version --format '{{.Server.Version}}' >/dev/null 2>&1 || bench_die "no Docker Engine (docker version failed)"
 bench_build
-bench_start_registry reg
-HOST=${REG_HOST[reg]}
-REG_LOG=${REG_DIR[reg]}/registry.log
 
-# Processes whose CPU every run also measures: the daemon, and the registry (which hashes and
-# writes every byte it receives).
+# Processes whose CPU every run also measures: the daemon, and the registry pushed to (which
+# hashes and writes every byte it receives).
 dockerd_pid=${DOCKERD_PID:-$(pgrep -xo dockerd || true)}
 if [[ -n $dockerd_pid ]]; then
   BENCH_WATCH[dockerd]=$dockerd_pid
 else
   bench_log "warning: no local dockerd process found: the daemon's CPU is not measured"
 fi
-registry_pid=$(pgrep -P "${REG_PID[reg]}" -o || true)
-if [[ -n $registry_pid ]]; then
-  BENCH_WATCH[registry]=$registry_pid
-else
-  bench_log "warning: cannot find the docker-registry process: its CPU is not measured"
-fi
+
+declare -A USED_HOSTS=()
+# Starts registry NAME on a host:port no registry of this run had (the engine keys what it
+# remembers by host:port) and watches its CPU.
+start_registry() { # $1 name
+  local name=$1 try
+  for try in 1 2 3 4 5; do
+    bench_start_registry "$name"
+    [[ -z ${USED_HOSTS[${REG_HOST[$name]}]:-} ]] && break
+    bench_stop_registry "$name"
+    ((try < 5)) || bench_die "no fresh port for registry $name"
+  done
+  USED_HOSTS[${REG_HOST[$name]}]=1
+}
+watch_registry() { # $1 name
+  local pid
+  pid=$(pgrep -P "${REG_PID[$1]}" -o || true)
+  if [[ -n $pid ]]; then
+    BENCH_WATCH[registry]=$pid
+  else
+    unset 'BENCH_WATCH[registry]'
+    bench_log "warning: cannot find registry $1's docker-registry process: its CPU is not measured"
+  fi
+}
+
+start_registry shared
+SHARED=${REG_HOST[shared]}
 
 # ---- the image ---------------------------------------------------------------------------------
 UNIQUE=$$-$RANDOM$RANDOM
@@ -86,7 +111,7 @@ fi'
 
 ctx=$BENCH_WORK/image
 mkdir -p "$ctx"
-bench_log "registry $HOST, work dir $BENCH_WORK"
+bench_log "shared registry $SHARED, work dir $BENCH_WORK"
 bench_log "building $IMG ($LAYERS layers × $LAYER_MIB MiB, random, seed $SEED)…"
 {
   echo "FROM scratch"
@@ -109,20 +134,18 @@ nlayers=$(docker image inspect -f '{{len .RootFS.Layers}}' "$IMG")
 bench_log "image $IMAGE_ID ($nlayers layers)"
 
 # ---- runs --------------------------------------------------------------------------------------
-push_cmd() { # $1 tool, $2 repository (ferry's cache dir: FERRY_CACHE_DIR, set by run)
+push_cmd() { # $1 tool, $2 host, $3 repository (ferry's cache dir: FERRY_CACHE_DIR, set by run)
   case $1 in
-    ferry) echo "$BIN/ferry push $IMG --registry $HOST --repository $2 --tag $TAG --json" ;;
-    docker) echo "docker push $HOST/$2:$TAG" ;;
-    skopeo) echo "skopeo copy --dest-tls-verify=false docker-daemon:$IMG docker://$HOST/$2:$TAG" ;;
+    ferry) echo "$BIN/ferry push $IMG --registry $2 --repository $3 --tag $TAG --json" ;;
+    docker) echo "docker push $2/$3:$TAG" ;;
+    skopeo) echo "skopeo copy --dest-tls-verify=false docker-daemon:$IMG docker://$2/$3:$TAG" ;;
   esac
 }
 
-reg_log_lines() { wc -l <"$REG_LOG"; }
-
-# What the registry saw in access-log lines FROM+1..TO: "PATCH n, mount n, …" (blob data and
+# What registry NAME saw in access-log lines FROM+1..TO: "PATCH n, mount n, …" (blob data and
 # cross-repo mounts, the two ways a layer gets into a repository).
-req_kinds() { # $1 from, $2 to
-  sed -n "$(($1 + 1)),$2p" "$REG_LOG" \
+req_kinds() { # $1 name, $2 from, $3 to
+  sed -n "$(($2 + 1)),$3p" "${REG_DIR[$1]}/registry.log" \
     | grep -E '^[^ ]+ - [^ ]+ \[[^]]+\] "[A-Z]+ [^ ]+ HTTP/[0-9.]+" [0-9]{3} ' \
     | awk '{
         m = substr($6, 2); u = $7
@@ -136,85 +159,94 @@ req_kinds() { # $1 from, $2 to
         sub(/, $/, "", s); print (s == "" ? "-" : s)
       }'
 }
+log_lines() { wc -l <"${REG_DIR[$1]}/registry.log"; }
 
-declare -A WALL=() CPU=() DCPU=() RCPU=() RSS=() REQ=() KINDS=()
-FERRY_COLD_JSON=
-DOCKER_FIRST=
-
-run() { # $1 tool, $2 cold|warm, $3 round label, $4 repository, $5 ferry cache dir
-  local tool=$1 kind=$2 round=$3 repo=$4 cache=$5 cmd from to kinds
-  local -x FERRY_CACHE_DIR=$cache # only ferry reads it; exported for the measured command
-  cmd=$(push_cmd "$tool" "$repo")
-  [[ $tool == docker && $kind == cold ]] && docker tag "$IMG" "$HOST/$repo:$TAG"
-  from=$(reg_log_lines)
-  # shellcheck disable=SC2086 # the command is built from space-free parts
-  bench_measure "$round $tool $kind" -- $cmd
-  to=$(reg_log_lines)
-  kinds=$(req_kinds "$from" "$to")
-  if [[ $round == prime ]]; then
-    bench_log "prime $tool: wall $M_WALL s, requests $M_REQ ($kinds)"
-    return
-  fi
-  WALL[$tool.$kind]+="$M_WALL "
-  CPU[$tool.$kind]+="$M_CPU "
-  DCPU[$tool.$kind]+="${M_WATCH[dockerd]:-n/a} "
-  RCPU[$tool.$kind]+="${M_WATCH[registry]:-n/a} "
-  RSS[$tool.$kind]+="$M_RSS_KB "
-  REQ[$tool.$kind]+="$M_REQ "
-  KINDS[$tool.$kind.$round]=$kinds
-  printf '%s: %-3s %-6s %-4s  wall %6.3f s  cpu %5.2f s  dockerd %5s s  registry %5s s  machine %5s s  rss %6.1f MiB  requests %3d (%s)\n' \
-    "$BENCH_NAME" "$round" "$tool" "$kind" "$M_WALL" "$M_CPU" "${M_WATCH[dockerd]:-n/a}" \
-    "${M_WATCH[registry]:-n/a}" "$M_HOST_CPU" \
-    "$(awk -v k="$M_RSS_KB" 'BEGIN { print k / 1024 }')" "$M_REQ" "$kinds" >&2
-  if [[ $tool == ferry && $kind == cold && -z $FERRY_COLD_JSON ]]; then
-    FERRY_COLD_JSON=$BENCH_WORK/ferry-cold.json
-    cp "$M_OUT" "$FERRY_COLD_JSON"
-  fi
-  # docker's first push of this image to this registry, if it uploaded (no mounts).
-  if [[ $tool == docker && $kind == cold && -z $DOCKER_FIRST && $kinds == *PATCH* && $kinds != *mount* ]]; then
-    DOCKER_FIRST="$round $M_WALL $M_CPU ${M_WATCH[dockerd]:-n/a} ${M_WATCH[registry]:-n/a} $M_RSS_KB $M_REQ"
-  fi
-}
-
-if [[ $PRIME == 1 ]]; then
-  prime_tools=(ferry skopeo)
-  [[ $PRIME_DOCKER == 1 ]] && prime_tools+=(docker)
-  bench_log "priming (unmeasured): one push with ${prime_tools[*]}"
-  bench_new_skopeo_cache prime
-  for tool in "${prime_tools[@]}"; do
-    [[ $tool == docker ]] && docker tag "$IMG" "$HOST/docker-prime:$TAG"
-    run "$tool" cold prime "$tool-prime" "$BENCH_WORK/ferry-cache-prime"
-  done
-fi
-
-for ((r = 1; r <= ROUNDS; r++)); do
-  order=()
-  for ((i = 0; i < ${#TOOLS[@]}; i++)); do order+=("${TOOLS[(i + r - 1) % ${#TOOLS[@]}]}"); done
-  bench_new_skopeo_cache "r$r"
-  fcache=$BENCH_WORK/ferry-cache-r$r
-  mkdir -p "$fcache"
-  for tool in "${order[@]}"; do run "$tool" cold "r$r" "$tool-r$r" "$fcache"; done
-  for tool in "${order[@]}"; do run "$tool" warm "r$r" "$tool-r$r" "$fcache"; done
-done
-
-# ---- the same image everywhere: every destination's config is the engine's image config --------
-config_digest() { # $1 repository
+# Every destination must hold the engine's exact config (its digest is the image ID).
+config_digest() { # $1 host, $2 repository
   local raw
-  raw=$(skopeo inspect --raw --tls-verify=false "docker://$HOST/$1:$TAG")
+  raw=$(skopeo inspect --raw --tls-verify=false "docker://$1/$2:$TAG")
   if command -v jq >/dev/null; then
     jq -r '.config.digest' <<<"$raw"
   else
     python3 -c 'import json, sys; print(json.load(sys.stdin)["config"]["digest"])' <<<"$raw"
   fi
 }
-mismatch=0
-for ((r = 1; r <= ROUNDS; r++)); do
+MISMATCH=0
+CHECKED=0
+check_config() { # $1 host, $2 repository
+  local got
+  got=$(config_digest "$1" "$2")
+  CHECKED=$((CHECKED + 1))
+  if [[ $got != "$IMAGE_ID" ]]; then
+    echo "$BENCH_NAME: CONFIG MISMATCH: $1/$2:$TAG has config $got, the engine's image is $IMAGE_ID" >&2
+    MISMATCH=1
+  fi
+}
+
+declare -A WALL=() CPU=() DCPU=() RCPU=() RSS=() REQ=() KINDS=()
+FERRY_FIRST_JSON=
+
+# One measured push. $1 tool, $2 scenario (first|new-repo|warm|prime), $3 round label,
+# $4 registry name, $5 repository, $6 ferry cache dir, $7 skopeo blob-info cache dir.
+run() {
+  local tool=$1 scenario=$2 round=$3 reg=$4 repo=$5 host=${REG_HOST[$4]} cmd from to kinds
+  local -x FERRY_CACHE_DIR=$6 # only ferry reads it; exported for the measured command
+  BENCH_SKOPEO_CACHE=$7
+  mkdir -p "$FERRY_CACHE_DIR" "$BENCH_SKOPEO_CACHE/containers/cache"
+  cmd=$(push_cmd "$tool" "$host" "$repo")
+  [[ $tool == docker && $scenario != warm ]] && docker tag "$IMG" "$host/$repo:$TAG"
+  watch_registry "$reg"
+  from=$(log_lines "$reg")
+  # shellcheck disable=SC2086 # the command is built from space-free parts
+  bench_measure "$round $tool $scenario" -- $cmd
+  to=$(log_lines "$reg")
+  kinds=$(req_kinds "$reg" "$from" "$to")
+  if [[ $round == prime ]]; then
+    bench_log "prime $tool: wall $M_WALL s, requests $M_REQ ($kinds)"
+    return
+  fi
+  [[ $scenario != warm ]] && check_config "$host" "$repo"
+  WALL[$tool.$scenario]+="$M_WALL "
+  CPU[$tool.$scenario]+="$M_CPU "
+  DCPU[$tool.$scenario]+="${M_WATCH[dockerd]:-n/a} "
+  RCPU[$tool.$scenario]+="${M_WATCH[registry]:-n/a} "
+  RSS[$tool.$scenario]+="$M_RSS_KB "
+  REQ[$tool.$scenario]+="$M_REQ "
+  KINDS[$tool.$scenario.$round]=$kinds
+  printf '%s: %-3s %-6s %-8s  wall %6.3f s  cpu %5.2f s  dockerd %5s s  registry %5s s  machine %5s s  rss %6.1f MiB  requests %3d (%s)\n' \
+    "$BENCH_NAME" "$round" "$tool" "$scenario" "$M_WALL" "$M_CPU" "${M_WATCH[dockerd]:-n/a}" \
+    "${M_WATCH[registry]:-n/a}" "$M_HOST_CPU" \
+    "$(awk -v k="$M_RSS_KB" 'BEGIN { print k / 1024 }')" "$M_REQ" "$kinds" >&2
+  if [[ $tool == ferry && $scenario == first && -z $FERRY_FIRST_JSON ]]; then
+    FERRY_FIRST_JSON=$BENCH_WORK/ferry-first.json
+    cp "$M_OUT" "$FERRY_FIRST_JSON"
+  fi
+}
+
+# The state each tool keeps across the new-repo and warm rounds, fresh before its prime push.
+FERRY_KEPT=$BENCH_WORK/ferry-cache-kept
+SKOPEO_KEPT=$BENCH_WORK/skopeo-cache-kept
+if [[ $PRIME == 1 ]]; then
+  bench_log "priming (unmeasured): one push per tool to $SHARED"
   for tool in "${TOOLS[@]}"; do
-    got=$(config_digest "$tool-r$r")
-    if [[ $got != "$IMAGE_ID" ]]; then
-      echo "$BENCH_NAME: CONFIG MISMATCH: $HOST/$tool-r$r:$TAG has config $got, the engine's image is $IMAGE_ID" >&2
-      mismatch=1
-    fi
+    run "$tool" prime prime shared "$tool-prime" "$FERRY_KEPT" "$SKOPEO_KEPT"
+  done
+fi
+
+for ((r = 1; r <= ROUNDS; r++)); do
+  order=()
+  for ((i = 0; i < ${#TOOLS[@]}; i++)); do order+=("${TOOLS[(i + r - 1) % ${#TOOLS[@]}]}"); done
+  for tool in "${order[@]}"; do
+    fresh=$BENCH_WORK/first-r$r-$tool
+    start_registry "first-r$r-$tool"
+    run "$tool" first "r$r" "first-r$r-$tool" "$tool-r$r" "$fresh/ferry-cache" "$fresh/skopeo-cache"
+    bench_stop_registry "first-r$r-$tool"
+  done
+  for tool in "${order[@]}"; do
+    run "$tool" new-repo "r$r" shared "$tool-r$r" "$FERRY_KEPT" "$SKOPEO_KEPT"
+  done
+  for tool in "${order[@]}"; do
+    run "$tool" warm "r$r" shared "$tool-r$r" "$FERRY_KEPT" "$SKOPEO_KEPT"
   done
 done
 
@@ -232,58 +264,51 @@ echo
 echo "push of one local image ($LAYERS layers × $LAYER_MIB MiB random, Docker Engine" \
   "$(docker version --format '{{.Server.Version}}' 2>/dev/null), $(docker info --format '{{.Driver}}' 2>/dev/null))" \
   "to a loopback docker-registry, medians of $ROUNDS rounds"
-printf '%-12s %8s %9s %11s %12s %13s %9s\n' "" "wall s" "CPU s" "dockerd s" "registry s" "peak RSS MiB" "requests"
-for row in ferry.cold docker.cold skopeo.cold ferry.warm docker.warm skopeo.warm; do
-  printf '%-12s %8.3f %9.2f %11s %12s %13s %9s\n' "${row/./ }" \
-    "$(med "${WALL[$row]}")" "$(med "${CPU[$row]}")" "$(num "$(med_or_na "${DCPU[$row]}")")" \
-    "$(num "$(med_or_na "${RCPU[$row]}")")" "$(mib "$(med "${RSS[$row]}")")" "$(med "${REQ[$row]}")"
+printf '%-16s %8s %9s %11s %12s %13s %9s\n' "" "wall s" "CPU s" "dockerd s" "registry s" "peak RSS MiB" "requests"
+for scenario in "${SCENARIOS[@]}"; do
+  for tool in "${TOOLS[@]}"; do
+    row=$tool.$scenario
+    printf '%-16s %8.3f %9.2f %11s %12s %13s %9s\n' "$tool $scenario" \
+      "$(med "${WALL[$row]}")" "$(med "${CPU[$row]}")" "$(num "$(med_or_na "${DCPU[$row]}")")" \
+      "$(num "$(med_or_na "${RCPU[$row]}")")" "$(mib "$(med "${RSS[$row]}")")" "$(med "${REQ[$row]}")"
+  done
 done
-if [[ -n $DOCKER_FIRST ]]; then
-  read -r d_round d_wall d_cpu d_dcpu d_rcpu d_rss d_req <<<"$DOCKER_FIRST"
-  printf '%-12s %8.3f %9.2f %11s %12s %13s %9s\n' "docker 1st" "$d_wall" "$d_cpu" "$(num "$d_dcpu")" \
-    "$(num "$d_rcpu")" "$(mib "$d_rss")" "$d_req"
-fi
+echo "first: a fresh registry per push, fresh tool state (every byte exported or read, compressed" \
+  "and uploaded); new-repo: a new repository on a registry the tool pushed the image to before," \
+  "each tool keeping its own state (mounts allowed); warm: the same push again."
 echo "CPU s / peak RSS: the client process (user + sys; for docker push the CLI, which only drives" \
   "the daemon); dockerd s: the daemon's user + sys during the run (/proc/<pid>/stat; ferry and" \
   "skopeo make it export the image); registry s: the docker-registry process's."
 echo "machine load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) on $(nproc) CPUs at the end" \
   "(other processes on the machine share the CPUs with every run)."
-echo "requests by kind (round: cold | warm):"
+echo "requests by kind (round: first | new-repo | warm):"
 for tool in "${TOOLS[@]}"; do
   for ((r = 1; r <= ROUNDS; r++)); do
-    printf '  %-6s r%d: %s | %s\n' "$tool" "$r" "${KINDS[$tool.cold.r$r]}" "${KINDS[$tool.warm.r$r]}"
+    printf '  %-6s r%d: %s | %s | %s\n' "$tool" "$r" "${KINDS[$tool.first.r$r]}" \
+      "${KINDS[$tool.new-repo.r$r]}" "${KINDS[$tool.warm.r$r]}"
   done
 done
-if [[ -n $DOCKER_FIRST ]]; then
-  echo "docker 1st: docker's cold push in $d_round, its first push of the image to this registry" \
-    "(uploads every layer); its later cold pushes cross-repo mount the layers it pushed before."
-else
-  echo "docker cold: no docker cold push uploaded layers without mounting (all mounted from earlier pushes)."
-fi
 
-fc=$(med "${WALL[ferry.cold]}") fw=$(med "${WALL[ferry.warm]}")
-cold_docker=$(bench_ratio "$fc" "$(med "${WALL[docker.cold]}")")
-cold_skopeo=$(bench_ratio "$fc" "$(med "${WALL[skopeo.cold]}")")
-warm_docker=$(bench_ratio "$fw" "$(med "${WALL[docker.warm]}")")
-warm_skopeo=$(bench_ratio "$fw" "$(med "${WALL[skopeo.warm]}")")
 echo
 echo "wall-time ratios (targets are information only):"
-printf '  cold  ferry/docker %5s×   ferry/skopeo %5s×   target ≤ 0.8× both  %s / %s\n' \
-  "$cold_docker" "$cold_skopeo" "$(bench_check "$cold_docker" 0.8)" "$(bench_check "$cold_skopeo" 0.8)"
-printf '  warm  ferry/docker %5s×   ferry/skopeo %5s×   target ≤ 0.2× both  %s / %s\n' \
-  "$warm_docker" "$warm_skopeo" "$(bench_check "$warm_docker" 0.2)" "$(bench_check "$warm_skopeo" 0.2)"
-if [[ -n $DOCKER_FIRST ]]; then
-  first=$(bench_ratio "$fc" "$d_wall")
-  printf '  cold  ferry/docker 1st %5s×   (docker uploading, not mounting)  %s\n' "$first" "$(bench_check "$first" 0.8)"
-fi
+for scenario in "${SCENARIOS[@]}"; do
+  target=0.8
+  [[ $scenario == warm ]] && target=0.2
+  f=$(med "${WALL[ferry.$scenario]}")
+  vs_docker=$(bench_ratio "$f" "$(med "${WALL[docker.$scenario]}")")
+  vs_skopeo=$(bench_ratio "$f" "$(med "${WALL[skopeo.$scenario]}")")
+  printf '  %-8s  ferry/docker %5s×   ferry/skopeo %5s×   target ≤ %s× both  %s / %s\n' \
+    "$scenario" "$vs_docker" "$vs_skopeo" "$target" \
+    "$(bench_check "$vs_docker" "$target")" "$(bench_check "$vs_skopeo" "$target")"
+done
 
-if [[ -n $FERRY_COLD_JSON ]] && command -v jq >/dev/null; then
-  jq -r '"ferry cold r1 (--json): \(.layers_uploaded) layers uploaded, \(.layers_skipped) skipped, \(.bytes_uploaded) bytes, size \(.size), \(.elapsed) ms; manifest \(.digest)"' \
-    "$FERRY_COLD_JSON" || true
+if [[ -n $FERRY_FIRST_JSON ]] && command -v jq >/dev/null; then
+  jq -r '"ferry first push (--json): \(.layers_uploaded) layers uploaded, \(.layers_skipped) skipped, \(.bytes_uploaded) bytes, size \(.size), \(.elapsed) ms; manifest \(.digest)"' \
+    "$FERRY_FIRST_JSON" || true
 fi
 
 echo
-if ((mismatch)); then
+if ((MISMATCH)); then
   bench_die "pushed configs differ from the engine's image (see above)"
 fi
-echo "configs match ($IMAGE_ID in all $((${#TOOLS[@]} * ROUNDS)) destinations: ferry, docker, skopeo × $ROUNDS rounds)"
+echo "configs match ($IMAGE_ID in all $CHECKED destinations of the first and new-repo pushes)"

@@ -293,3 +293,23 @@ fn verify_stream_is_send_and_unpin() {
     let inner = stream::iter(Vec::<Result<Bytes, TestError>>::new());
     check(&verify_stream(inner, Digest::sha256_of(b""), None));
 }
+
+#[test]
+fn incremental_hashing_matches_one_shot_and_known_vectors() {
+    assert_eq!(Digest::sha256_of(b"").as_str(), EMPTY);
+    assert_eq!(Digest::sha256_of(b"hello").as_str(), HELLO);
+    // Longer than a block and split at awkward places: the split must not matter.
+    let data: Vec<u8> = (0..200_003u32).map(|i| (i % 253) as u8).collect();
+    let mut hasher = Sha256::new();
+    for chunk in data.chunks(4093) {
+        hasher.update(chunk);
+    }
+    let forked = hasher.clone();
+    assert_eq!(hasher.finish(), Digest::sha256_of(&data));
+    assert_eq!(forked.finish(), Digest::sha256_of(&data));
+    // FIPS 180-2's two-block example.
+    assert_eq!(
+        Digest::sha256_of(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq").as_str(),
+        "sha256:248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+    );
+}

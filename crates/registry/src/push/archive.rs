@@ -1,6 +1,7 @@
 //! Pushing the layers of an exported image (a `docker save` tar, from the Docker Engine or a
 //! file) in one pass over the tar: each layer is compressed as it is read and streamed to the
-//! registry, so nothing but a chunk is ever held and no temp file is written.
+//! registry, so no layer is ever held whole and no temp file is written. A layer's upload
+//! finishes in the background while the next one is read ([`super::upload`]).
 //!
 //! A classic archive names a layer `<v1 id>/layer.tar` and lists the order only in its last
 //! file, `manifest.json`; so blobs are collected by path and the manifest is assembled at the
@@ -11,12 +12,14 @@ use std::io::{self, BufRead, BufReader, Read};
 
 use bytes::Bytes;
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
-use tokio_stream_shim::ReceiverStream;
 
 use super::cache::{CachedBlob, PushCache};
 use super::compress::{Compression, sniff, stream_layer};
+use super::hashing::Hasher;
+use super::mount::{self, Presence};
+use super::upload::{Finished, Uploads};
 use crate::client::Repository;
+use crate::digest::Digest;
 use crate::docker_archive::{ArchiveEntry, ArchiveError, ArchiveReader};
 use crate::error::{Error, Result};
 
@@ -46,8 +49,19 @@ impl Collected {
 #[derive(Debug, Clone)]
 pub(crate) struct PushedBlob {
     pub blob: CachedBlob,
-    /// False when the registry had it already (known from the cache) and it was not sent.
-    pub uploaded: bool,
+    pub fate: Fate,
+    /// Compressed by this push from the uncompressed layer (what a `diff_id` names).
+    pub compressed_here: bool,
+}
+
+/// How a blob got into the repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    Uploaded,
+    /// The repository had it (the cache said what the layer becomes; a HEAD confirmed it).
+    Present,
+    /// Another repository of the registry had it and the registry linked it.
+    Mounted,
 }
 
 /// The cache key of a layer: what identifies it in an archive before its data is read.
@@ -62,16 +76,35 @@ fn layer_key(path: &str, compression: Compression) -> Option<String> {
     Some(format!("{id}|{}", compression.as_str()))
 }
 
+/// The cache key of an uncompressed layer by its `diff_id`.
+pub(crate) fn diff_id_key(diff_id: &Digest, compression: Compression) -> String {
+    format!("diff:{}|{}", diff_id.hex(), compression.as_str())
+}
+
 /// Reads the archive from `input` (blocking; run on a blocking thread) and pushes every layer
-/// that the cache does not show to be at `dst` already.
+/// that the cache does not show to be at `dst` (or mountable there) already.
+///
+/// `hash_input`: hash each uncompressed layer to learn its `diff_id`. The Docker Engine
+/// verifies every layer against its `diff_id` while it exports (a mismatch fails the export),
+/// and the caller maps layers to `diff_id`s from the config, so an engine export skips this
+/// second pass of hashing; a tar file from elsewhere gets it.
 pub(crate) fn push_layers(
     input: impl Read + Send,
     dst: &Repository,
     compression: Compression,
     cache: &PushCache,
     handle: &Handle,
+    hash_input: bool,
 ) -> Result<Collected> {
     let mut collected = Collected::default();
+    let mut uploads = Uploads::new(handle, cache, compression);
+    let layer = Layer {
+        dst,
+        compression,
+        cache,
+        handle,
+        hash_input,
+    };
     let mut failure: Option<Error> = None;
     let outcome = ArchiveReader::new(input).for_each(|entry| {
         let result = match entry {
@@ -79,11 +112,14 @@ pub(crate) fn push_layers(
                 collected.jsons.insert(path, bytes);
                 Ok(())
             }
-            ArchiveEntry::Blob { path, reader, .. } => {
-                push_one(&path, reader, dst, compression, cache, handle).map(|pushed| {
-                    collected.blobs.insert(path, pushed);
-                })
-            }
+            ArchiveEntry::Blob { path, reader, size } => uploads
+                .settle(&mut collected.blobs)
+                .and_then(|()| layer.push(path.clone(), size, reader, &mut uploads))
+                .map(|skipped| {
+                    if let Some(pushed) = skipped {
+                        collected.blobs.insert(path, pushed);
+                    }
+                }),
             // A layer repeated within the image is stored once; the link names the first copy.
             ArchiveEntry::Link { path, target } => {
                 collected.links.insert(path, target);
@@ -96,107 +132,99 @@ pub(crate) fn push_layers(
             ArchiveError::Io(io::Error::other(message))
         })
     });
+    // Every upload is finished (or failed) before anything refers to its blob.
+    let finished = uploads.finish(&mut collected.blobs);
     if let Some(error) = failure {
         return Err(error);
     }
     outcome.map_err(|e| Error::Other(e.to_string()))?;
+    finished?;
     Ok(collected)
 }
 
-fn push_one(
-    path: &str,
-    reader: &mut dyn Read,
-    dst: &Repository,
-    compression: Compression,
-    cache: &PushCache,
-    handle: &Handle,
-) -> Result<PushedBlob> {
-    let key = layer_key(path, compression);
-    if let Some(hit) = key.as_deref().and_then(|k| cache.layer(k))
-        && handle.block_on(dst.head_blob(&hit.digest))?.is_some()
-    {
-        // The tar reader skips the unread rest of this entry by itself.
-        return Ok(PushedBlob {
-            blob: hit,
-            uploaded: false,
-        });
-    }
+/// Layers this large (uncompressed) are hashed on a thread of their own.
+const BACKGROUND_HASH_FROM: u64 = 1024 * 1024;
 
-    let mut buffered = BufReader::with_capacity(256 * 1024, reader);
-    let already = sniff(buffered.fill_buf().map_err(io_error)?);
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
-    let body = reqwest::Body::wrap_stream(ReceiverStream::new(rx));
-    let upload = {
-        let dst = dst.clone();
-        handle.spawn(async move {
-            let location = dst.start_upload().await?;
-            dst.patch_upload(location, body).await
-        })
-    };
-    let streamed = stream_layer(
-        &mut buffered,
-        if already.is_some() {
+/// What pushing a layer needs.
+struct Layer<'a> {
+    dst: &'a Repository,
+    compression: Compression,
+    cache: &'a PushCache,
+    handle: &'a Handle,
+    hash_input: bool,
+}
+
+impl Layer<'_> {
+    /// Pushes one layer: skipped or mounted if the cache knows what it becomes (returned now),
+    /// else compressed and streamed to an upload that finishes in `uploads`.
+    fn push(
+        &self,
+        path: String,
+        size: u64,
+        reader: &mut dyn Read,
+        uploads: &mut Uploads<'_>,
+    ) -> Result<Option<PushedBlob>> {
+        let (dst, handle) = (self.dst, self.handle);
+        let key = layer_key(&path, self.compression);
+        if let Some(hit) = key.as_deref().and_then(|k| self.cache.layer(k)) {
+            let fate = match handle.block_on(mount::ensure(dst, self.cache, &hit.digest))? {
+                Presence::Present => Some(Fate::Present),
+                Presence::Mounted => Some(Fate::Mounted),
+                Presence::Absent => None,
+            };
+            if let Some(fate) = fate {
+                // The tar reader skips the unread rest of this entry by itself.
+                return Ok(Some(PushedBlob {
+                    blob: hit,
+                    fate,
+                    compressed_here: false,
+                }));
+            }
+        }
+
+        let mut buffered = BufReader::with_capacity(256 * 1024, reader);
+        let already = sniff(buffered.fill_buf().map_err(io_error)?);
+        let feed = uploads.open(dst);
+        let compression = if already.is_some() {
             None
         } else {
-            Some(compression)
-        },
-        tx,
-    );
-    let location = handle
-        .block_on(upload)
-        .map_err(|e| Error::Other(format!("layer upload task failed: {e}")))??;
-    let streamed = streamed.map_err(io_error)?;
-    handle.block_on(dst.commit_upload(location, &streamed.digest))?;
-
-    let blob = CachedBlob {
-        digest: streamed.digest,
-        size: streamed.size,
-        media_type: already
-            .unwrap_or(compression.layer_media_type())
-            .to_string(),
-    };
-    if already.is_none() {
-        // What we read was the uncompressed layer: its digest is the diff_id, the identity a
-        // newer (OCI-shaped) export names the layer by.
-        let by_diff_id = format!(
-            "diff:{}|{}",
-            streamed.read_digest.hex(),
-            compression.as_str()
-        );
-        cache.set_layer(by_diff_id, blob.clone());
+            Some(self.compression)
+        };
+        // The digest of what is sent is computed beside this thread, so that reading the next
+        // layer need not wait for it; for a small layer a thread would cost more than it saves.
+        let hasher = if size >= BACKGROUND_HASH_FROM {
+            Hasher::background().map_err(io_error)?
+        } else {
+            Hasher::inline()
+        };
+        let mut sink = |chunk: Bytes| feed.send(handle, chunk);
+        match stream_layer(
+            &mut buffered,
+            compression,
+            &mut sink,
+            hasher,
+            self.hash_input,
+        ) {
+            Ok(streamed) => {
+                let layer = Finished {
+                    size: streamed.size,
+                    media_type: already
+                        .unwrap_or(self.compression.layer_media_type())
+                        .to_string(),
+                    compressed_here: already.is_none(),
+                    read_digest: streamed.read_digest,
+                };
+                uploads.started(feed, streamed.digest, path, key, layer);
+                Ok(None)
+            }
+            Err(error) => {
+                feed.abandon(handle)?;
+                Err(io_error(error))
+            }
+        }
     }
-    if let Some(key) = key {
-        cache.set_layer(key, blob.clone());
-    }
-    Ok(PushedBlob {
-        blob,
-        uploaded: true,
-    })
 }
 
 fn io_error(e: io::Error) -> Error {
     Error::Other(format!("reading the image: {e}"))
-}
-
-/// A minimal `Stream` over a tokio mpsc receiver (tokio-stream's wrapper, without the crate).
-mod tokio_stream_shim {
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    use tokio::sync::mpsc::Receiver;
-
-    pub struct ReceiverStream<T>(Receiver<T>);
-
-    impl<T> ReceiverStream<T> {
-        pub fn new(rx: Receiver<T>) -> Self {
-            Self(rx)
-        }
-    }
-
-    impl<T> futures::Stream for ReceiverStream<T> {
-        type Item = T;
-        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-            self.0.poll_recv(cx)
-        }
-    }
 }

@@ -1,15 +1,14 @@
-//! Compressing a layer while it streams: the uncompressed bytes are hashed (the `diff_id`), the
-//! compressed bytes are hashed and counted (the blob digest and size) and handed to the upload
-//! in chunks. Nothing is held beyond one chunk.
+//! Compressing a layer while it streams: the compressed bytes are hashed and counted (the blob
+//! digest and size) and handed to the upload in chunks; the uncompressed bytes are hashed too
+//! (the `diff_id`) only when the caller asks. Nothing is held beyond one chunk.
 
 use std::io::{self, Read, Write};
 use std::str::FromStr;
 
 use bytes::Bytes;
-use sha2::{Digest as _, Sha256};
-use tokio::sync::mpsc;
 
-use crate::digest::Digest;
+use super::hashing::{Hasher, PendingDigest};
+use crate::digest::{Digest, Sha256};
 use crate::media_type::{DOCKER_LAYER_GZIP, OCI_LAYER_GZIP, OCI_LAYER_ZSTD};
 
 /// How uncompressed layers are compressed for the registry.
@@ -68,30 +67,33 @@ pub(crate) fn sniff(head: &[u8]) -> Option<&'static str> {
 }
 
 /// What streaming a layer produced.
-#[derive(Debug, Clone)]
 pub(crate) struct Streamed {
-    /// sha256 of what was read (the uncompressed tar for a compressed layer).
-    pub read_digest: Digest,
-    /// sha256 and size of what was sent.
-    pub digest: Digest,
+    /// sha256 of what was read (the uncompressed tar for a compressed layer), when asked for.
+    pub read_digest: Option<Digest>,
+    /// sha256 and size of what was sent (the digest perhaps still being computed).
+    pub digest: PendingDigest,
     pub size: u64,
 }
 
-const CHUNK: usize = 256 * 1024;
+/// The most bytes handed to the upload at once.
+pub(crate) const CHUNK: usize = 256 * 1024;
+
+/// Where compressed chunks go (the upload); an error stops the compression.
+pub(crate) type Sink<'a> = &'a mut (dyn FnMut(Bytes) -> io::Result<()> + Send);
 
 /// A `Write` that hashes, counts and forwards bytes to the upload in chunks.
-struct Forward {
-    tx: mpsc::Sender<io::Result<Bytes>>,
-    hasher: Sha256,
+pub(super) struct Forward<'a> {
+    sink: Sink<'a>,
+    hasher: Hasher,
     size: u64,
     pending: Vec<u8>,
 }
 
-impl Forward {
-    fn new(tx: mpsc::Sender<io::Result<Bytes>>) -> Self {
+impl<'a> Forward<'a> {
+    fn new(sink: Sink<'a>, hasher: Hasher) -> Self {
         Self {
-            tx,
-            hasher: Sha256::new(),
+            sink,
+            hasher,
             size: 0,
             pending: Vec::with_capacity(CHUNK),
         }
@@ -101,26 +103,41 @@ impl Forward {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.pending,
-            Vec::with_capacity(CHUNK),
-        ));
-        // The upload ended early (it failed): stop compressing.
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))
+        let pending = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
+        self.send_chunked(Bytes::from(pending))
     }
 
-    fn finish(mut self) -> io::Result<(Digest, u64)> {
+    /// Sends `bytes` in slices of at most [`CHUNK`] (no copies).
+    fn send_chunked(&mut self, mut bytes: Bytes) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let chunk = bytes.split_to(bytes.len().min(CHUNK));
+            self.send(chunk)?;
+        }
+        Ok(())
+    }
+
+    /// Every byte passes here, in order: hashed, then handed to the upload.
+    fn send(&mut self, chunk: Bytes) -> io::Result<()> {
+        self.size += chunk.len() as u64;
+        self.hasher.update(&chunk)?;
+        (self.sink)(chunk)
+    }
+
+    /// Like `write_all`, for bytes the caller owns: they are sent without being copied, in
+    /// chunks of at most [`CHUNK`] (slices of one buffer).
+    pub(super) fn write_owned(&mut self, bytes: Vec<u8>) -> io::Result<()> {
         self.send_pending()?;
-        Ok((hex_digest(self.hasher), self.size))
+        self.send_chunked(Bytes::from(bytes))
+    }
+
+    fn finish(mut self) -> io::Result<(PendingDigest, u64)> {
+        self.send_pending()?;
+        Ok((self.hasher.finish(), self.size))
     }
 }
 
-impl Write for Forward {
+impl Write for Forward<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.hasher.update(buf);
-        self.size += buf.len() as u64;
         self.pending.extend_from_slice(buf);
         if self.pending.len() >= CHUNK {
             self.send_pending()?;
@@ -133,22 +150,20 @@ impl Write for Forward {
     }
 }
 
-fn hex_digest(hasher: Sha256) -> Digest {
-    let hex = hex::encode(hasher.finalize());
-    // A 64-character lowercase hex string is always a valid digest.
-    Digest::parse(&format!("sha256:{hex}")).unwrap_or_else(|_| Digest::sha256_of(b""))
-}
-
-/// Reads `input` to its end, compressing it (or, with `None`, passing it through) into `tx`.
+/// Reads `input` to its end, compressing it (or, with `None`, passing it through) into `sink`
+/// in chunks of at most [`CHUNK`], which `hasher` hashes. `hash_input`: also compute the
+/// sha256 of what was read — a second full pass of hashing, so only when someone needs it.
 /// Blocking: run it on a blocking thread.
 pub(crate) fn stream_layer(
     input: &mut dyn Read,
     compression: Option<Compression>,
-    tx: mpsc::Sender<io::Result<Bytes>>,
+    sink: Sink<'_>,
+    hasher: Hasher,
+    hash_input: bool,
 ) -> io::Result<Streamed> {
-    let mut read_hasher = Sha256::new();
+    let mut read_hasher = hash_input.then(Sha256::new);
     let mut buf = vec![0u8; 1024 * 1024];
-    let forward = Forward::new(tx);
+    let forward = Forward::new(sink, hasher);
     let (digest, size) = match compression {
         None => {
             let mut out = forward;
@@ -157,7 +172,7 @@ pub(crate) fn stream_layer(
         }
         Some(Compression::Gzip) => {
             let mut out = forward;
-            gzip_blocks(input, &mut read_hasher, &mut out)?;
+            super::gzip::gzip_blocks(input, &mut read_hasher, &mut out)?;
             out.finish()?
         }
         Some(Compression::Zstd) => {
@@ -167,125 +182,15 @@ pub(crate) fn stream_layer(
         }
     };
     Ok(Streamed {
-        read_digest: hex_digest(read_hasher),
+        read_digest: read_hasher.map(Sha256::finish),
         digest,
         size,
     })
 }
 
-/// Uncompressed bytes per gzip member.
-const BLOCK: usize = 1024 * 1024;
-/// How much of a block is test-compressed to decide whether compressing it is worth it.
-const SAMPLE: usize = 64 * 1024;
-
-/// Gzip as a series of members, one per 1 MiB block, compressed on several threads and written
-/// in order (a multi-member gzip stream is one valid gzip file; Go's, containerd's and zlib's
-/// readers all read it whole). A block that does not compress (random data, already compressed
-/// files) is stored instead: gzip's fast level would make it ~5% larger, slowly.
-/// The output depends only on the input, so an unchanged layer keeps its digest.
-fn gzip_blocks(input: &mut dyn Read, hasher: &mut Sha256, out: &mut dyn Write) -> io::Result<()> {
-    use std::collections::BTreeMap;
-    use std::sync::{Arc, Mutex, mpsc as std_mpsc};
-
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
-    let in_flight_limit = workers * 2;
-    std::thread::scope(|scope| -> io::Result<()> {
-        let (job_tx, job_rx) = std_mpsc::channel::<(u64, Vec<u8>)>();
-        let job_rx = Arc::new(Mutex::new(job_rx));
-        let (done_tx, done_rx) = std_mpsc::channel::<(u64, io::Result<Vec<u8>>)>();
-        for _ in 0..workers {
-            let job_rx = job_rx.clone();
-            let done_tx = done_tx.clone();
-            scope.spawn(move || {
-                loop {
-                    let job = match job_rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok((seq, block)) = job else { return };
-                    if done_tx.send((seq, gzip_member(&block))).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        drop(done_tx);
-
-        let mut next_to_write = 0u64;
-        let mut sent = 0u64;
-        let mut pending: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
-        let mut write_ready =
-            |pending: &mut BTreeMap<u64, Vec<u8>>, next: &mut u64| -> io::Result<()> {
-                while let Some(member) = pending.remove(next) {
-                    out.write_all(&member)?;
-                    *next += 1;
-                }
-                Ok(())
-            };
-        let receive_one = |pending: &mut BTreeMap<u64, Vec<u8>>| -> io::Result<()> {
-            let (seq, member) = done_rx
-                .recv()
-                .map_err(|_| io::Error::other("the compression workers stopped"))?;
-            pending.insert(seq, member?);
-            Ok(())
-        };
-        loop {
-            let block = read_block(input)?;
-            if block.is_empty() && sent > 0 {
-                break;
-            }
-            hasher.update(&block);
-            let last = block.len() < BLOCK;
-            job_tx
-                .send((sent, block))
-                .map_err(|_| io::Error::other("the compression workers stopped"))?;
-            sent += 1;
-            while sent - next_to_write >= in_flight_limit as u64 {
-                receive_one(&mut pending)?;
-                write_ready(&mut pending, &mut next_to_write)?;
-            }
-            if last {
-                break;
-            }
-        }
-        drop(job_tx);
-        while next_to_write < sent {
-            receive_one(&mut pending)?;
-            write_ready(&mut pending, &mut next_to_write)?;
-        }
-        Ok(())
-    })
-}
-
-fn read_block(input: &mut dyn Read) -> io::Result<Vec<u8>> {
-    let mut block = Vec::with_capacity(BLOCK);
-    input.take(BLOCK as u64).read_to_end(&mut block)?;
-    Ok(block)
-}
-
-fn gzip_member(block: &[u8]) -> io::Result<Vec<u8>> {
-    let sample = &block[..block.len().min(SAMPLE)];
-    let mut probe = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    probe.write_all(sample)?;
-    let probed = probe.finish()?;
-    // Header and trailer are 18 bytes; below 97% of the sample it pays to compress.
-    let level = if (probed.len().saturating_sub(18)) * 100 < sample.len() * 97 {
-        flate2::Compression::fast()
-    } else {
-        flate2::Compression::none()
-    };
-    let mut encoder =
-        flate2::write::GzEncoder::new(Vec::with_capacity(block.len() / 2 + 64), level);
-    encoder.write_all(block)?;
-    encoder.finish()
-}
-
 fn pump(
     input: &mut dyn Read,
-    hasher: &mut Sha256,
+    hasher: &mut Option<Sha256>,
     buf: &mut [u8],
     out: &mut dyn Write,
 ) -> io::Result<()> {
@@ -296,31 +201,62 @@ fn pump(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        hasher.update(&buf[..n]);
+        if let Some(hasher) = hasher.as_mut() {
+            hasher.update(&buf[..n]);
+        }
         out.write_all(&buf[..n])?;
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn run(data: &[u8], compression: Option<Compression>) -> (Streamed, Vec<u8>) {
-        let (tx, mut rx) = mpsc::channel(1024);
-        let streamed = stream_layer(&mut &data[..], compression, tx).unwrap();
+    /// A [`Streamed`] with its digest known.
+    struct Done {
+        read_digest: Option<Digest>,
+        digest: Digest,
+        size: u64,
+    }
+
+    fn run(data: &[u8], compression: Option<Compression>) -> (Done, Vec<u8>) {
+        run_hashing(data, compression, true)
+    }
+
+    /// Hashes the output inline when hashing the input too, else in the background: both ways
+    /// are exercised.
+    fn run_hashing(
+        data: &[u8],
+        compression: Option<Compression>,
+        hash_input: bool,
+    ) -> (Done, Vec<u8>) {
         let mut out = Vec::new();
-        while let Ok(chunk) = rx.try_recv() {
-            out.extend_from_slice(&chunk.unwrap());
-        }
-        (streamed, out)
+        let mut sink = |chunk: Bytes| {
+            assert!(chunk.len() <= CHUNK);
+            out.extend_from_slice(&chunk);
+            Ok(())
+        };
+        let hasher = if hash_input {
+            Hasher::inline()
+        } else {
+            Hasher::background().unwrap()
+        };
+        let streamed =
+            stream_layer(&mut &data[..], compression, &mut sink, hasher, hash_input).unwrap();
+        let done = Done {
+            read_digest: streamed.read_digest,
+            digest: streamed.digest.wait().unwrap(),
+            size: streamed.size,
+        };
+        (done, out)
     }
 
     #[test]
     fn gzip_round_trips_with_both_digests() {
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         let (streamed, out) = run(&data, Some(Compression::Gzip));
-        assert_eq!(streamed.read_digest, Digest::sha256_of(&data));
+        assert_eq!(streamed.read_digest, Some(Digest::sha256_of(&data)));
         assert_eq!(streamed.digest, Digest::sha256_of(&out));
         assert_eq!(streamed.size, out.len() as u64);
         let mut back = Vec::new();
@@ -330,17 +266,22 @@ mod tests {
         assert_eq!(back, data);
     }
 
-    #[test]
-    fn random_data_is_stored_not_inflated() {
-        let mut x = 0x1234_5678_u64;
-        let data: Vec<u8> = (0..2_500_000)
+    /// Incompressible bytes (xorshift), the same for the same seed.
+    pub(in crate::push) fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
             .map(|_| {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
                 (x >> 24) as u8
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn random_data_is_stored_not_inflated() {
+        let data = random_bytes(2_500_000, 0x1234_5678);
         let (streamed, out) = run(&data, Some(Compression::Gzip));
         assert!(
             streamed.size < data.len() as u64 * 1001 / 1000,
@@ -352,7 +293,7 @@ mod tests {
         std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&out[..]), &mut back)
             .unwrap();
         assert_eq!(back, data);
-        assert_eq!(streamed.read_digest, Digest::sha256_of(&data));
+        assert_eq!(streamed.read_digest, Some(Digest::sha256_of(&data)));
     }
 
     #[test]
@@ -386,7 +327,18 @@ mod tests {
         assert_eq!(streamed.digest, Digest::sha256_of(&out));
         let (plain, out) = run(&data, None);
         assert_eq!(out, data);
-        assert_eq!(plain.digest, plain.read_digest);
+        assert_eq!(Some(plain.digest), plain.read_digest);
+    }
+
+    #[test]
+    fn the_input_is_hashed_only_when_asked() {
+        let data = b"layer bytes ".repeat(50_000);
+        for compression in [None, Some(Compression::Gzip), Some(Compression::Zstd)] {
+            let (streamed, out) = run_hashing(&data, compression, false);
+            assert_eq!(streamed.read_digest, None, "{compression:?}");
+            assert_eq!(streamed.digest, Digest::sha256_of(&out), "{compression:?}");
+            assert_eq!(streamed.digest, run(&data, compression).0.digest);
+        }
     }
 
     #[test]

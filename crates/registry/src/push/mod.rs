@@ -2,12 +2,14 @@
 //! to a registry.
 //!
 //! The data path, top-down, for an image in the Docker Engine:
-//! 1. Inspect it (image ID, layer `diff_ids`) and `HEAD` every destination tag.
+//! 1. Inspect it (image ID, layer `diff_ids`) and `HEAD` every destination tag, at once.
 //! 2. If the cache holds the manifest pushed for this image ID: when every tag already points
-//!    at it, stop (no export at all); when the registry has all its blobs, just set the tags.
+//!    at it, stop (no export at all); when every blob it names is in the repository, or can be
+//!    mounted from another repository of the registry that the cache says holds it
+//!    ([`mount`]), just set the tags.
 //! 3. Otherwise export the image as a stream and push each layer in one pass ([`archive`]):
-//!    compressed on the fly unless it arrives compressed, skipped when the cache shows the
-//!    registry has it.
+//!    compressed on the fly unless it arrives compressed, skipped (or mounted) when the cache
+//!    knows what it becomes and the registry has it.
 //! 4. Upload the config, build the manifest from the archive's `manifest.json`, push it under
 //!    the first tag, then each further tag by a manifest PUT only — last, so a tag never points
 //!    at anything incomplete.
@@ -15,7 +17,13 @@
 mod archive;
 pub mod cache;
 pub mod compress;
+mod gzip;
+mod hashing;
 mod layout;
+mod mount;
+#[cfg(test)]
+mod tests;
+mod upload;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,7 +70,11 @@ pub struct PushReport {
     pub size: u64,
     pub tags: Vec<TagEntry>,
     pub layers_uploaded: u64,
+    /// Blobs not sent: the repository had them, or (counted in `blobs_mounted` too) the
+    /// registry mounted them from another repository.
     pub layers_skipped: u64,
+    /// Blobs (layers and config) mounted from another repository of the registry.
+    pub blobs_mounted: u64,
     pub bytes_uploaded: u64,
     /// Whether the image had to be read from its source (false: the cache sufficed).
     pub read_source: bool,
@@ -74,6 +86,7 @@ pub struct PushReport {
 pub(crate) struct Tally {
     uploaded: AtomicU64,
     skipped: AtomicU64,
+    mounted: AtomicU64,
     bytes: AtomicU64,
 }
 
@@ -85,6 +98,22 @@ impl Tally {
 
     fn skipped(&self, _size: u64) {
         self.skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A blob mounted from another repository; a layer counts as skipped too.
+    fn mounted(&self, layer: bool) {
+        if layer {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.mounted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn count(&self, pushed: &archive::PushedBlob) {
+        match pushed.fate {
+            archive::Fate::Uploaded => self.uploaded(pushed.blob.size),
+            archive::Fate::Present => self.skipped(pushed.blob.size),
+            archive::Fate::Mounted => self.mounted(true),
+        }
     }
 }
 
@@ -105,34 +134,43 @@ pub async fn push(
         .with_counters(counters.clone());
     let tally = Tally::default();
 
-    let current: Vec<Option<Digest>> =
-        try_join_all(options.tags.iter().map(|tag| dst.head_manifest(tag)))
-            .await?
-            .into_iter()
-            .map(|head| head.map(|h| h.digest))
-            .collect();
-
-    let (manifest, read_source) = match source {
+    let heads = try_join_all(options.tags.iter().map(|tag| dst.head_manifest(tag)));
+    let (current, manifest, read_source) = match source {
         ImageSource::Daemon { name } => {
             let engine = match &options.engine {
                 Some(engine) => engine.clone(),
                 None => DockerEngine::from_env()?,
             };
-            let inspect = match &options.inspected {
-                Some(inspect) => inspect.clone(),
-                None => engine.inspect(name).await?,
+            // The Engine and the registry answer at the same time: a warm push is these two
+            // round trips, so they overlap.
+            let (heads, inspect) = match &options.inspected {
+                Some(inspect) => (heads.await?, inspect.clone()),
+                None => {
+                    let (heads, inspect) = tokio::join!(heads, engine.inspect(name));
+                    (heads?, inspect?)
+                }
             };
+            let current = tag_digests(heads);
             let image_key = format!("{}|{}", inspect.id, options.compression.as_str());
-            match reuse_cached(&dst, &options.cache, &image_key, &options.tags, &current).await? {
-                Some(manifest) => (manifest, false),
+            let cached =
+                reuse_cached(&dst, &options.cache, &image_key, &options.tags, &current).await?;
+            match cached {
+                Some(reused) => {
+                    for layer in reused.mounted {
+                        tally.mounted(layer);
+                    }
+                    (current, reused.manifest, false)
+                }
                 None => {
                     let export = engine.export(name).await?;
                     let reader =
                         tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(
                             futures::TryStreamExt::map_err(export, std::io::Error::other),
                         ));
-                    let manifest =
-                        push_archive(reader, &dst, options, &tally, Some(name.as_str())).await?;
+                    let from = ArchiveOrigin::Engine {
+                        wanted: name.as_str(),
+                    };
+                    let manifest = push_archive(reader, &dst, options, &tally, from).await?;
                     options.cache.set_image(
                         image_key,
                         cache::CachedImage {
@@ -140,7 +178,7 @@ pub async fn push(
                             media_type: manifest.media_type().to_string(),
                         },
                     );
-                    (manifest, true)
+                    (current, manifest, true)
                 }
             }
         }
@@ -151,14 +189,29 @@ pub async fn push(
                     path.display()
                 ))
             })?;
-            (push_archive(file, &dst, options, &tally, None).await?, true)
+            let current = tag_digests(heads.await?);
+            let manifest = push_archive(file, &dst, options, &tally, ArchiveOrigin::File).await?;
+            (current, manifest, true)
         }
         ImageSource::OciLayout { dir, tag } => {
+            let current = tag_digests(heads.await?);
             let manifest = layout::select(dir, tag.as_deref()).await?;
             layout::push_contents(dir, &manifest, &dst, &tally).await?;
-            (manifest, true)
+            (current, manifest, true)
         }
     };
+    // Every blob the manifest names is in the repository now: remember where, so a push of
+    // these blobs to another repository of this registry can mount them.
+    if !manifest.is_index() {
+        let digests: Vec<Digest> = manifest
+            .blobs()
+            .into_iter()
+            .filter_map(|d| crate::manifest::descriptor_digest(d).ok())
+            .collect();
+        options
+            .cache
+            .record_holder(dst.registry(), dst.name(), &digests);
+    }
     options.cache.save();
 
     let tags = set_tags(
@@ -179,6 +232,7 @@ pub async fn push(
         tags,
         layers_uploaded: tally.uploaded.load(Ordering::Relaxed),
         layers_skipped: tally.skipped.load(Ordering::Relaxed),
+        blobs_mounted: tally.mounted.load(Ordering::Relaxed),
         bytes_uploaded: tally.bytes.load(Ordering::Relaxed),
         read_source,
         requests: counters.snapshot(),
@@ -186,15 +240,34 @@ pub async fn push(
     })
 }
 
+fn tag_digests(heads: Vec<Option<crate::manifests::ManifestHead>>) -> Vec<Option<Digest>> {
+    heads
+        .into_iter()
+        .map(|head| head.map(|h| h.digest))
+        .collect()
+}
+
+/// A cached manifest that can stand as it is.
+struct Reused {
+    manifest: Manifest,
+    /// One entry per blob the registry mounted from another repository to make it so: whether
+    /// it is a layer (else the config).
+    mounted: Vec<bool>,
+}
+
 /// The manifest pushed last time for this image, if it can stand as it is: every tag already
-/// points at it, or the registry still has every blob it names.
+/// points at it, or every blob it names is in the repository or was just mounted there.
+///
+/// The blobs are checked all at once. If any is missing and cannot be mounted, the image is
+/// exported as if nothing were cached — blobs mounted meanwhile are then found by HEAD — and
+/// nothing points at the manifest until every blob is in.
 async fn reuse_cached(
     dst: &Repository,
     cache: &PushCache,
     image_key: &str,
     tags: &[String],
     current: &[Option<Digest>],
-) -> Result<Option<Manifest>> {
+) -> Result<Option<Reused>> {
     let Some(cached) = cache.image(image_key) else {
         return Ok(None);
     };
@@ -209,14 +282,38 @@ async fn reuse_cached(
             .iter()
             .all(|d| d.as_ref() == Some(manifest.digest()))
     {
-        return Ok(Some(manifest));
+        return Ok(Some(Reused {
+            manifest,
+            mounted: Vec::new(),
+        }));
     }
-    let present = try_join_all(manifest.blobs().into_iter().map(|d| async move {
+    let presence = try_join_all(manifest.blobs().into_iter().map(|d| async move {
         let digest = crate::manifest::descriptor_digest(d)?;
-        Ok::<_, Error>(dst.head_blob(&digest).await?.is_some())
+        mount::ensure(dst, cache, &digest).await
     }))
     .await?;
-    Ok(present.into_iter().all(|p| p).then_some(manifest))
+    if presence.contains(&mount::Presence::Absent) {
+        return Ok(None);
+    }
+    // `blobs()` lists the config first, then the layers.
+    let first_layer = usize::from(manifest.config().is_some());
+    let mounted = presence
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| **p == mount::Presence::Mounted)
+        .map(|(i, _)| i >= first_layer)
+        .collect();
+    Ok(Some(Reused { manifest, mounted }))
+}
+
+/// Where an archive comes from, which decides what is trusted.
+#[derive(Clone, Copy)]
+enum ArchiveOrigin<'a> {
+    /// An export of the Docker Engine, which checked every layer against its `diff_id` while
+    /// exporting; `wanted` is the image as the user named it.
+    Engine { wanted: &'a str },
+    /// A `docker save` file: its layers are hashed as they are read.
+    File,
 }
 
 /// Pushes an exported image's layers and config, and returns its manifest (not yet pushed).
@@ -225,25 +322,25 @@ async fn push_archive(
     dst: &Repository,
     options: &PushOptions,
     tally: &Tally,
-    wanted: Option<&str>,
+    origin: ArchiveOrigin<'_>,
 ) -> Result<Manifest> {
     let handle = tokio::runtime::Handle::current();
+    let (wanted, hash_input) = match origin {
+        ArchiveOrigin::Engine { wanted } => (Some(wanted), false),
+        ArchiveOrigin::File => (None, true),
+    };
     let collected = {
         let dst = dst.clone();
         let cache = options.cache.clone();
         let compression = options.compression;
         tokio::task::spawn_blocking(move || {
-            archive::push_layers(input, &dst, compression, &cache, &handle)
+            archive::push_layers(input, &dst, compression, &cache, &handle, hash_input)
         })
         .await
         .map_err(|e| Error::Other(format!("the archive reader failed: {e}")))??
     };
     for pushed in collected.blobs.values() {
-        if pushed.uploaded {
-            tally.uploaded(pushed.blob.size);
-        } else {
-            tally.skipped(pushed.blob.size);
-        }
+        tally.count(pushed);
     }
 
     let entries: Vec<SaveManifest> = collected
@@ -273,13 +370,12 @@ async fn push_archive(
         dst.push_blob_bytes(&config_digest, config.clone().into())
             .await?;
     }
-    let layers = entry
+    let pushed = entry
         .layers
         .iter()
         .map(|path| {
             collected
                 .blob(&crate::docker_archive::normalize_path(path))
-                .map(|p| p.blob.clone())
                 .ok_or_else(|| {
                     Error::Config(format!(
                         "the archive's manifest.json names {path}, which it does not hold"
@@ -287,12 +383,51 @@ async fn push_archive(
                 })
         })
         .collect::<Result<Vec<_>>>()?;
+    if !hash_input {
+        remember_diff_ids(&options.cache, config, &pushed, options.compression);
+    }
+    let layers: Vec<cache::CachedBlob> = pushed.into_iter().map(|p| p.blob.clone()).collect();
     build_manifest(
         &config_digest,
         config.len() as u64,
         &layers,
         options.compression,
     )
+}
+
+/// Records what each uncompressed layer became under its `diff_id` (the config lists them in
+/// layer order), the key an OCI-shaped export and later pushes know a layer by. Only for
+/// exports whose layers the source verified against these `diff_id`s.
+fn remember_diff_ids(
+    cache: &PushCache,
+    config: &[u8],
+    layers: &[&archive::PushedBlob],
+    compression: Compression,
+) {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        rootfs: RootFs,
+    }
+    #[derive(serde::Deserialize)]
+    struct RootFs {
+        diff_ids: Vec<Digest>,
+    }
+    let Ok(config) = serde_json::from_slice::<Config>(config) else {
+        return;
+    };
+    if config.rootfs.diff_ids.len() != layers.len() {
+        return;
+    }
+    for (diff_id, layer) in config.rootfs.diff_ids.iter().zip(layers) {
+        // A layer the source held compressed is not the tar its diff_id names; one found in
+        // the cache was recorded when it was compressed.
+        if layer.compressed_here {
+            cache.set_layer(
+                archive::diff_id_key(diff_id, compression),
+                layer.blob.clone(),
+            );
+        }
+    }
 }
 
 fn pick_entry<'a>(entries: &'a [SaveManifest], wanted: Option<&str>) -> Result<&'a SaveManifest> {

@@ -1,0 +1,239 @@
+//! Layer uploads while the export is read: each layer goes up as one streamed `PATCH` that
+//! starts with its first compressed chunk, and is committed (`PUT ?digest=`) once its digest is
+//! known; meanwhile the reading moves on to the next layer.
+//!
+//! Why several at once: the export is one stream, but a registry takes in a single upload far
+//! slower than the stream comes (it hashes and writes every byte, and syncs the file to disk on
+//! commit), so reading ahead lets it work on several layers, and this process hash one layer
+//! while it compresses the next.
+//!
+//! Memory: the compressed chunks waiting to be sent count against one budget for all uploads
+//! ([`QUEUED_BYTES`]); reading waits while it is spent. Beyond it, each upload may hold the rest
+//! of one 1 MiB gzip member (its chunks are slices of it) and its hasher's queue.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::runtime::Handle;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::archive::{Fate, PushedBlob, diff_id_key};
+use super::cache::{CachedBlob, PushCache};
+use super::compress::{CHUNK, Compression};
+use super::hashing::PendingDigest;
+use crate::client::Repository;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+
+/// Layer uploads at once.
+const UPLOADS_IN_FLIGHT: usize = 4;
+/// Compressed bytes read ahead of the uploads, all layers together.
+const QUEUED_BYTES: usize = 32 * 1024 * 1024;
+
+/// An upload under way and what to record once it is through.
+struct Started {
+    task: JoinHandle<Result<Option<Digest>>>,
+    path: String,
+    key: Option<String>,
+    layer: Finished,
+}
+
+/// What is known of a layer when its data has been read.
+pub(crate) struct Finished {
+    pub size: u64,
+    pub media_type: String,
+    /// Compressed here from the uncompressed layer, whose digest (the `diff_id`) is
+    /// `read_digest` if it was computed.
+    pub compressed_here: bool,
+    pub read_digest: Option<Digest>,
+}
+
+/// The uploads of one pass over an archive.
+pub(crate) struct Uploads<'a> {
+    handle: &'a Handle,
+    cache: &'a PushCache,
+    compression: Compression,
+    budget: Arc<Semaphore>,
+    started: VecDeque<Started>,
+}
+
+/// The sending end of one upload, for the thread that compresses the layer.
+pub(crate) struct Feed {
+    chunks: mpsc::UnboundedSender<(Bytes, tokio::sync::OwnedSemaphorePermit)>,
+    digest: oneshot::Sender<PendingDigest>,
+    task: JoinHandle<Result<Option<Digest>>>,
+    budget: Arc<Semaphore>,
+}
+
+impl<'a> Uploads<'a> {
+    pub fn new(handle: &'a Handle, cache: &'a PushCache, compression: Compression) -> Self {
+        Uploads {
+            handle,
+            cache,
+            compression,
+            budget: Arc::new(Semaphore::new(QUEUED_BYTES)),
+            started: VecDeque::new(),
+        }
+    }
+
+    /// Opens an upload to `dst` whose data will come through the returned [`Feed`].
+    pub fn open(&self, dst: &Repository) -> Feed {
+        let (chunks, rx) = mpsc::unbounded_channel();
+        let (digest, digest_rx) = oneshot::channel::<PendingDigest>();
+        let body = reqwest::Body::wrap_stream(ChunkStream(rx));
+        let dst = dst.clone();
+        let task = self.handle.spawn(async move {
+            let location = dst.start_upload().await?;
+            let location = dst.patch_upload(location, body).await?;
+            // No digest: reading the layer failed, and that error is reported; the partial
+            // upload is never committed.
+            let Ok(pending) = digest_rx.await else {
+                return Ok(None);
+            };
+            let digest = tokio::task::spawn_blocking(move || pending.wait())
+                .await
+                .map_err(|e| Error::Other(format!("the hashing task failed: {e}")))?
+                .map_err(|e| Error::Other(format!("hashing a layer: {e}")))?;
+            dst.commit_upload(location, &digest).await?;
+            Ok(Some(digest))
+        });
+        Feed {
+            chunks,
+            digest,
+            task,
+            budget: self.budget.clone(),
+        }
+    }
+
+    /// Hands a fed upload over to finish in the background; its blob is recorded (in
+    /// `blobs` and the cache) when it is through.
+    pub fn started(
+        &mut self,
+        feed: Feed,
+        digest: PendingDigest,
+        path: String,
+        key: Option<String>,
+        layer: Finished,
+    ) {
+        // If the task has failed already, the digest is not needed: joining reports why.
+        let _ = feed.digest.send(digest);
+        self.started.push_back(Started {
+            task: feed.task,
+            path,
+            key,
+            layer,
+        });
+    }
+
+    /// Records the uploads that are through, and waits for the oldest while too many are
+    /// under way, so that a failed upload stops the push at the next layer.
+    pub fn settle(&mut self, blobs: &mut HashMap<String, PushedBlob>) -> Result<()> {
+        let mut waiting = VecDeque::new();
+        while let Some(started) = self.started.pop_front() {
+            if started.task.is_finished() {
+                self.record(started, blobs)?;
+            } else {
+                waiting.push_back(started);
+            }
+        }
+        self.started = waiting;
+        while self.started.len() >= UPLOADS_IN_FLIGHT {
+            if let Some(oldest) = self.started.pop_front() {
+                self.record(oldest, blobs)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for every upload; the first error wins, but all are waited for.
+    pub fn finish(mut self, blobs: &mut HashMap<String, PushedBlob>) -> Result<()> {
+        let mut first = Ok(());
+        while let Some(started) = self.started.pop_front() {
+            let result = self.record(started, blobs);
+            if first.is_ok() {
+                first = result;
+            }
+        }
+        first
+    }
+
+    fn record(&self, started: Started, blobs: &mut HashMap<String, PushedBlob>) -> Result<()> {
+        let Some(digest) = join(self.handle, started.task)? else {
+            return Err(Error::Other(
+                "a layer upload ended before its layer was read".into(),
+            ));
+        };
+        let layer = started.layer;
+        let blob = CachedBlob {
+            digest,
+            size: layer.size,
+            media_type: layer.media_type,
+        };
+        if let (true, Some(diff_id)) = (layer.compressed_here, &layer.read_digest) {
+            // What was read was the uncompressed layer: its digest is the diff_id, the
+            // identity a newer (OCI-shaped) export names the layer by.
+            self.cache
+                .set_layer(diff_id_key(diff_id, self.compression), blob.clone());
+        }
+        if let Some(key) = started.key {
+            self.cache.set_layer(key, blob.clone());
+        }
+        blobs.insert(
+            started.path,
+            PushedBlob {
+                blob,
+                fate: Fate::Uploaded,
+                compressed_here: layer.compressed_here,
+            },
+        );
+        Ok(())
+    }
+}
+
+impl Feed {
+    /// Queues a chunk for the upload, once the budget has room for it. Fails when the upload
+    /// has stopped (it failed), which stops the compression.
+    pub fn send(&self, handle: &Handle, chunk: Bytes) -> io::Result<()> {
+        let share = u32::try_from(chunk.len().min(CHUNK)).unwrap_or(u32::MAX);
+        let permit = handle
+            .block_on(self.budget.clone().acquire_many_owned(share))
+            .map_err(io::Error::other)?;
+        self.chunks
+            .send((chunk, permit))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))
+    }
+
+    /// Reading the layer failed: ends the upload uncommitted and returns the upload's own
+    /// error if it had one (it stopped taking data, which explains more).
+    pub fn abandon(self, handle: &Handle) -> Result<()> {
+        drop(self.chunks);
+        drop(self.digest);
+        join(handle, self.task).map(|_| ())
+    }
+}
+
+fn join(handle: &Handle, task: JoinHandle<Result<Option<Digest>>>) -> Result<Option<Digest>> {
+    handle
+        .block_on(task)
+        .map_err(|e| Error::Other(format!("layer upload task failed: {e}")))?
+}
+
+/// An upload's body: its chunks as the compressing thread queues them. A chunk's share of the
+/// budget is given back as the HTTP client takes it.
+struct ChunkStream(mpsc::UnboundedReceiver<(Bytes, tokio::sync::OwnedSemaphorePermit)>);
+
+impl futures::Stream for ChunkStream {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0
+            .poll_recv(cx)
+            .map(|next| next.map(|(chunk, _share)| Ok(chunk)))
+    }
+}
