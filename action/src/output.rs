@@ -117,10 +117,12 @@ pub fn push_summary(outcome: &crate::commands::push::PushOutcome) -> String {
     }
     let _ = writeln!(
         out,
-        "\nlayers: {} uploaded ({}), {} already there; {:.1} s",
+        "\nlayers: {} uploaded ({}), {} already there ({} mounted from another repository); \
+         {:.1} s",
         outcome.layers_uploaded,
         human_size(outcome.bytes_uploaded),
         outcome.layers_skipped,
+        outcome.blobs_mounted,
         outcome.elapsed.as_secs_f64()
     );
     out

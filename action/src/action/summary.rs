@@ -30,9 +30,10 @@ pub fn push_summary(outcome: &PushOutcome) -> String {
             cell(&code(uri))
         );
     }
-    let skipped = match outcome.layers_skipped {
-        0 => String::new(),
-        n => format!(", {n} already in the repository"),
+    let skipped = match (outcome.layers_skipped, outcome.blobs_mounted) {
+        (0, _) => String::new(),
+        (n, 0) => format!(", {n} already in the repository"),
+        (n, m) => format!(", {n} already in the repository ({m} mounted from another)"),
     };
     let _ = writeln!(md, "\n| | |\n|---|---|");
     let rows = [
@@ -196,6 +197,7 @@ pub(crate) mod tests {
             bytes_uploaded: 2 * 1024 * 1024,
             layers_uploaded: 2,
             layers_skipped: 1,
+            blobs_mounted: 0,
             repository_created: true,
             elapsed: Duration::from_millis(4250),
         }

@@ -34,7 +34,11 @@ pub struct PushOutcome {
     pub size: u64,
     pub bytes_uploaded: u64,
     pub layers_uploaded: u64,
+    /// Blobs not sent because the repository had them or mounted them.
     pub layers_skipped: u64,
+    /// Of those, blobs mounted from another repository of the registry where ferry pushed them
+    /// before.
+    pub blobs_mounted: u64,
     pub repository_created: bool,
     #[serde(with = "millis")]
     pub elapsed: Duration,
@@ -100,11 +104,17 @@ pub async fn execute(
             .with_tag(tag)
             .with_context(|| format!("--tag {tag:?}"))?;
     }
+    // Before an ECR repository may be created, the image must be known to exist; a plain
+    // registry has nothing to create, so there the inspect runs alongside the tag lookups.
+    let to_ecr = args.registry.as_deref().is_none_or(super::names_ecr);
     let (engine, inspected) = match &source {
         ImageSource::Daemon { name } => {
             let engine = DockerEngine::from_env()?;
-            let inspected = engine.inspect(name).await?;
-            (Some(engine), Some(inspected))
+            let inspected = match to_ecr {
+                true => Some(engine.inspect(name).await?),
+                false => None,
+            };
+            (Some(engine), inspected)
         }
         ImageSource::OciLayout { dir, .. } if !dir.is_dir() => {
             anyhow::bail!("IMAGE: {} is not a directory", dir.display())
@@ -169,6 +179,7 @@ pub async fn execute(
         bytes_uploaded: report.bytes_uploaded,
         layers_uploaded: report.layers_uploaded,
         layers_skipped: report.layers_skipped,
+        blobs_mounted: report.blobs_mounted,
         repository_created: state.is_some_and(|s| s.created),
         elapsed: started.elapsed(),
     })
