@@ -57,6 +57,17 @@ async fn raw_at(stand_in: &EcrStandIn, reference: &str) -> Vec<u8> {
     .unwrap()
 }
 
+/// Whether the stand-in has nothing at `reference`.
+async fn absent_at(stand_in: &EcrStandIn, reference: &str) -> bool {
+    let password = stand_in.password();
+    skopeo::inspect_raw(
+        &format!("{}/{reference}", stand_in.registry().host()),
+        Some(("AWS", &password)),
+    )
+    .await
+    .is_err()
+}
+
 /// `(digest, os/arch[/variant])` of each entry of a list as skopeo fetched it.
 fn entries(raw: &[u8]) -> Vec<(String, String)> {
     let list: Value = serde_json::from_slice(raw).unwrap();
@@ -114,12 +125,10 @@ async fn three_architectures_into_ecr_created_inspected_and_read_back() {
     ));
     assert_eq!(dry["dry_run"], true);
     assert_eq!(dry["tags"][0]["outcome"], "created");
-    let absent = skopeo::inspect_raw(
-        &format!("{}/team/multi:1.0", stand_in.registry().host()),
-        Some(("AWS", &stand_in.password())),
-    )
-    .await;
-    assert!(absent.is_err(), "a dry run must not push the list");
+    assert!(
+        absent_at(&stand_in, "team/multi:1.0").await,
+        "a dry run must not push the list"
+    );
 
     let created = cli::json(&ferry(
         &stand_in,
@@ -255,13 +264,8 @@ async fn three_architectures_into_ecr_created_inspected_and_read_back() {
         !err.contains(&format!("{} (", tags[0])),
         "a present source is not missing: {err}"
     );
-    let absent = skopeo::inspect_raw(
-        &format!("{}/team/multi:2.0", stand_in.registry().host()),
-        Some(("AWS", &stand_in.password())),
-    )
-    .await;
     assert!(
-        absent.is_err(),
+        absent_at(&stand_in, "team/multi:2.0").await,
         "nothing may be pushed when a source is missing"
     );
 }

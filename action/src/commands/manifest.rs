@@ -129,10 +129,7 @@ async fn inspect(args: &ManifestInspectArgs) -> anyhow::Result<()> {
 /// Splits a reference into the registry it names (or `--registry`'s) and the rest.
 fn split_target(text: &str, flag: Option<&str>) -> anyhow::Result<(Option<String>, String)> {
     let text = text.trim();
-    let named = text
-        .split_once('/')
-        .filter(|(first, _)| first.contains(['.', ':']) || first.eq_ignore_ascii_case("localhost"));
-    match (named, flag) {
+    match (ferry_registry::reference::named_registry(text), flag) {
         (Some((host, _)), Some(flag)) if !host.eq_ignore_ascii_case(flag) => bail!(
             "{text:?} names registry {host}, but --registry says {flag}; give only one of them"
         ),

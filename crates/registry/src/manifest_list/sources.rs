@@ -16,7 +16,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::manifest::{Descriptor, Manifest, Platform, descriptor_digest};
 use crate::media_type;
-use crate::reference::Reference;
+use crate::reference::{Reference, named_registry};
 
 /// buildx marks the attestation manifests it adds to an index with this annotation (and the
 /// platform `unknown/unknown`).
@@ -54,15 +54,10 @@ impl Source {
             target.with_digest(digest)
         } else if !text.contains(['/', ':', '@']) {
             target.with_tag(text)?
+        } else if named_registry(text).is_some() {
+            Reference::parse(text)?
         } else {
-            let first = text.split('/').next().unwrap_or_default();
-            let names_host = text.contains('/')
-                && (first.contains(['.', ':']) || first.eq_ignore_ascii_case("localhost"));
-            if names_host {
-                Reference::parse(text)?
-            } else {
-                Reference::parse(&format!("{}/{text}", target.registry()))?
-            }
+            Reference::parse(&format!("{}/{text}", target.registry()))?
         };
         if reference.api_host() != target.api_host() {
             return Err(ListError::OtherRegistry {

@@ -312,16 +312,18 @@ fn is_lower_hex(b: u8) -> bool {
 /// docker's `splitDockerDomain`: the first component names a registry only if it cannot be a
 /// Docker Hub user, i.e. it has a `.` or `:`, is `localhost`, or has uppercase letters.
 fn split_registry(name: &str) -> (&str, &str) {
-    match name.split_once('/') {
-        Some((first, rest))
-            if first.contains(['.', ':'])
-                || first == "localhost"
-                || first.bytes().any(|b| b.is_ascii_uppercase()) =>
-        {
-            (first, rest)
-        }
-        _ => (DEFAULT_REGISTRY, name),
-    }
+    named_registry(name).unwrap_or((DEFAULT_REGISTRY, name))
+}
+
+/// The registry a reference names in its first component, and the rest — docker's rule: the
+/// component has a `.` or `:`, is `localhost`, or has an uppercase letter. `None` for
+/// `team/app:1`, which names no registry (a caller may then supply its own).
+pub fn named_registry(name: &str) -> Option<(&str, &str)> {
+    name.split_once('/').filter(|(first, _)| {
+        first.contains(['.', ':'])
+            || *first == "localhost"
+            || first.bytes().any(|b| b.is_ascii_uppercase())
+    })
 }
 
 /// Applies the Docker Hub `library/` rule and checks the path grammar and name length.
