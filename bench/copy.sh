@@ -6,7 +6,7 @@
 # For ROUNDS rounds (tool order alternates per round), each tool copies the seeded image
 #   cold: to a destination repository that does not exist yet (fresh name per round and tool),
 #   warm: to that same destination again (nothing to transfer).
-# Each run is measured with /usr/bin/time (CPU = user + sys, peak RSS) and the requests that
+# Each run is timed by bench/timer.py (wall, CPU = user + sys, peak RSS) and the requests that
 # reached both registries during the run are counted from their access logs; see bench/lib.sh.
 # Before round 1 each tool does one unmeasured copy (PRIME=0 skips it) so the binaries, the page
 # cache and the destination's blob store are warm for everybody (the first measured cold copy

@@ -8,8 +8,9 @@
 #   bench_measure LABEL -- CMD...   # one measured run; sets M_WALL M_CPU M_RSS_KB M_REQ ...
 #
 # Every measured run goes through bench_measure, so all tools are timed the same way:
-#   - wall: bash $EPOCHREALTIME around `/usr/bin/time` (ms resolution; GNU time's own %e has only
-#     10 ms), CPU: %U + %S, peak RSS: %M (KB) — all from `/usr/bin/time -f`;
+#   - wall: bench/timer.py's clock from just before it spawns the command until wait4 reaps it
+#     (µs resolution; no shell or interpreter start-up inside the measurement), CPU: user + sys,
+#     peak RSS (KB) — both from the command's rusage;
 #   - requests: access-log lines that reached every registry started with bench_start_registry
 #     during the run (line counts before/after, after the logs stop growing);
 #   - skopeo's blob-info cache is a fresh, private directory (BENCH_SKOPEO_CACHE) so that a "cold"
@@ -46,7 +47,7 @@ bench_init() { # $1: name used in messages and the work dir prefix
   for tool in docker-registry skopeo cargo; do
     command -v "$tool" >/dev/null || bench_die "needs $tool on PATH"
   done
-  [[ -x /usr/bin/time ]] || bench_die "needs GNU time at /usr/bin/time (apt-get install time)"
+  command -v python3 >/dev/null || bench_die "needs python3 (bench/timer.py times every run)"
   BENCH_WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-$BENCH_NAME.XXXXXX")
   trap bench_cleanup EXIT
   trap 'exit 130' INT
@@ -204,13 +205,8 @@ set -u
 if [[ -n ${BENCH_BIND:-} ]]; then
   mount --bind "$BENCH_BIND" /var/lib/containers/cache || exit 125
 fi
-out=$1 err=$2 tf=$3 wf=$4; shift 4
-s=$EPOCHREALTIME
-/usr/bin/time -f "%e %U %S %M" -o "$tf" "$@" >"$out" 2>"$err"
-rc=$?
-e=$EPOCHREALTIME
-echo "$s $e" >"$wf"
-exit $rc
+timer=$1 out=$2 err=$3 tf=$4; shift 4
+exec python3 "$timer" "$tf" "$@" >"$out" 2>"$err"
 '
 
 # One measured run. Aborts the script, showing the tool's stderr, if the command fails.
@@ -225,7 +221,7 @@ bench_measure() { # LABEL -- CMD...
   local base=$BENCH_WORK/runs/$(printf %02d "$BENCH_RUN_SEQ")-${label// /-}
   mkdir -p "$BENCH_WORK/runs"
   M_OUT=$base.out M_ERR=$base.err
-  local tf=$base.time wf=$base.wall rc=0 before after
+  local tf=$base.time rc=0 before after
   local cache=${BENCH_SKOPEO_CACHE:-$BENCH_WORK/skopeo-cache-default}
   mkdir -p "$cache/containers/cache"
 
@@ -238,10 +234,12 @@ bench_measure() { # LABEL -- CMD...
     bind)
       BENCH_BIND=$cache/containers/cache XDG_DATA_HOME=$cache \
         unshare -m --propagation private \
-        bash -c "$BENCH_INNER" inner "$M_OUT" "$M_ERR" "$tf" "$wf" "$@" || rc=$?
+        bash -c "$BENCH_INNER" inner "$BENCH_ROOT/bench/timer.py" "$M_OUT" "$M_ERR" "$tf" "$@" \
+        || rc=$?
       ;;
     *)
-      XDG_DATA_HOME=$cache bash -c "$BENCH_INNER" inner "$M_OUT" "$M_ERR" "$tf" "$wf" "$@" \
+      XDG_DATA_HOME=$cache \
+        bash -c "$BENCH_INNER" inner "$BENCH_ROOT/bench/timer.py" "$M_OUT" "$M_ERR" "$tf" "$@" \
         || rc=$?
       ;;
   esac
@@ -262,9 +260,9 @@ bench_measure() { # LABEL -- CMD...
 
   local t
   t=$(tail -n 1 "$tf")
-  read -r _ M_USER M_SYS M_RSS_KB <<<"$t"
+  read -r M_WALL M_USER M_SYS M_RSS_KB <<<"$t"
   M_CPU=$(awk -v u="$M_USER" -v s="$M_SYS" 'BEGIN { printf "%.2f", u + s }')
-  M_WALL=$(awk '{ printf "%.3f", $2 - $1 }' "$wf")
+  M_WALL=$(awk -v w="$M_WALL" 'BEGIN { printf "%.4f", w }')
   local -a b=($before) a=($after)
   local i
   M_REQ=0 M_REQ_BY=

@@ -213,7 +213,7 @@ run() {
   RSS[$tool.$scenario]+="$M_RSS_KB "
   REQ[$tool.$scenario]+="$M_REQ "
   KINDS[$tool.$scenario.$round]=$kinds
-  printf '%s: %-3s %-6s %-8s  wall %6.3f s  cpu %5.2f s  dockerd %5s s  registry %5s s  machine %5s s  rss %6.1f MiB  requests %3d (%s)\n' \
+  printf '%s: %-3s %-6s %-8s  wall %7.4f s  cpu %5.2f s  dockerd %5s s  registry %5s s  machine %5s s  rss %6.1f MiB  requests %3d (%s)\n' \
     "$BENCH_NAME" "$round" "$tool" "$scenario" "$M_WALL" "$M_CPU" "${M_WATCH[dockerd]:-n/a}" \
     "${M_WATCH[registry]:-n/a}" "$M_HOST_CPU" \
     "$(awk -v k="$M_RSS_KB" 'BEGIN { print k / 1024 }')" "$M_REQ" "$kinds" >&2
@@ -268,7 +268,7 @@ printf '%-16s %8s %9s %11s %12s %13s %9s\n' "" "wall s" "CPU s" "dockerd s" "reg
 for scenario in "${SCENARIOS[@]}"; do
   for tool in "${TOOLS[@]}"; do
     row=$tool.$scenario
-    printf '%-16s %8.3f %9.2f %11s %12s %13s %9s\n' "$tool $scenario" \
+    printf '%-16s %8.4f %9.2f %11s %12s %13s %9s\n' "$tool $scenario" \
       "$(med "${WALL[$row]}")" "$(med "${CPU[$row]}")" "$(num "$(med_or_na "${DCPU[$row]}")")" \
       "$(num "$(med_or_na "${RCPU[$row]}")")" "$(mib "$(med "${RSS[$row]}")")" "$(med "${REQ[$row]}")"
   done

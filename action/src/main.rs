@@ -35,13 +35,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli.command)) {
+    let code = match runtime.block_on(commands::run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("ferry: error: {}", output::one_line(&error));
             ExitCode::FAILURE
         }
-    }
+    };
+    runtime.shutdown_background();
+    code
 }
 
 fn init_tracing(verbose: u8) {

@@ -6,8 +6,8 @@
 //! before the layers have gone by. The reader therefore hands every entry over in tar order:
 //! small JSON files whole, everything else as a reader to stream from, never buffered.
 //!
-//! Synchronous on purpose: `tar` is, and the push engine runs this on a blocking thread fed by
-//! the export stream (`tokio_util::io::StreamReader` and `SyncIoBridge`).
+//! Synchronous on purpose: `tar` is, and the push engine runs this on a blocking thread that
+//! reads the export straight off the Engine's socket ([`crate::docker::ExportReader`]).
 
 use std::io::{self, BufRead, BufReader, Cursor, Read};
 
@@ -298,8 +298,6 @@ fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Erro
 mod tests {
     use std::collections::HashMap;
 
-    use tokio_util::io::{StreamReader, SyncIoBridge};
-
     use super::*;
     use crate::digest::Digest;
     use crate::docker::test_image::TestImage;
@@ -341,11 +339,10 @@ mod tests {
         Ok(seen)
     }
 
-    /// Exports through the same bridge the push engine uses: async stream → blocking reader.
+    /// Exports and reads the tar on a blocking thread, as a push does.
     async fn export_and_read(engine: &DockerEngine, name: &str) -> Seen {
-        let stream = engine.export(name).await.unwrap();
-        let bridge = SyncIoBridge::new(StreamReader::new(stream));
-        tokio::task::spawn_blocking(move || collect(bridge))
+        let (engine, name) = (engine.clone(), name.to_string());
+        tokio::task::spawn_blocking(move || collect(engine.export(&name).unwrap()))
             .await
             .unwrap()
             .unwrap()

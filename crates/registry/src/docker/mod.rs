@@ -7,15 +7,11 @@
 //! Engine then answers with its own API version, and these three endpoints have not changed
 //! shape since API 1.12.
 
-use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{Stream, TryStreamExt};
 use http::header::{ACCEPT, HOST, USER_AGENT};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
@@ -24,8 +20,11 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use export::ExportReader;
+
 use crate::digest::Digest;
 
+mod export;
 #[cfg(test)]
 pub(crate) mod test_image;
 #[cfg(test)]
@@ -123,15 +122,11 @@ pub enum DockerError {
     ExportFailed { name: String, message: String },
 }
 
-/// So an export stream can be read through `tokio_util::io::StreamReader`.
 impl From<DockerError> for io::Error {
     fn from(e: DockerError) -> io::Error {
         io::Error::other(e)
     }
 }
-
-/// The exported image as a stream of tar bytes.
-pub type ExportStream = Pin<Box<dyn Stream<Item = Result<Bytes, DockerError>> + Send>>;
 
 impl DockerEngine {
     /// From `DOCKER_HOST` (`unix:///path`, or `tcp://host:port` plain HTTP), default
@@ -247,22 +242,6 @@ impl DockerEngine {
             request: format!("GET {path}"),
             reason,
         })
-    }
-
-    /// `GET /images/{name}/get`: the image as a `docker save` tar, streamed as the Engine writes
-    /// it (never buffered whole).
-    pub async fn export(&self, name: &str) -> Result<ExportStream, DockerError> {
-        let path = format!("/images/{}/get", encode_name(name)?);
-        let response = self.get(&path, RESPONSE_TIMEOUT).await?;
-        if response.status() != StatusCode::OK {
-            return Err(self.error_from(response, &path, Some(name)).await);
-        }
-        let request = format!("GET {path}");
-        let body = response
-            .into_body()
-            .into_data_stream()
-            .map_err(|e| e.to_string());
-        Ok(Box::pin(TarStream::new(body, name.to_string(), request)))
     }
 
     async fn get(&self, path: &str, timeout: Duration) -> Result<Response<Incoming>, DockerError> {
@@ -501,129 +480,6 @@ fn parse_inspect(body: &[u8]) -> Result<ImageInspect, String> {
         variant: raw.variant.filter(|v| !v.is_empty()),
         size: raw.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
     })
-}
-
-/// The export body, checked at its end.
-///
-/// Once the Engine has started sending an export it can no longer fail the request, so on a
-/// late error it appends `{"errorDetail":{"message":…},"error":…}` to the tar stream and
-/// closes it. A tar reader would then choke on a "bad header" far from the cause, so the last
-/// [`TAIL_HOLD`] bytes are held back until the end is known, and such a tail becomes
-/// [`DockerError::ExportFailed`] instead. A tar (two zero blocks at its end) never ends in `}`.
-struct TarStream<S> {
-    inner: S,
-    name: String,
-    request: String,
-    /// The newest chunks, not yet handed on: at least the last [`TAIL_HOLD`] bytes.
-    held: VecDeque<Bytes>,
-    held_bytes: usize,
-    total: u64,
-    /// The body has ended (or failed): hand on what is held, then stop.
-    ended: bool,
-}
-
-const TAR_BLOCK: u64 = 512;
-/// Far more than the Engine's error messages, which are a line.
-const TAIL_HOLD: usize = 16 * 1024;
-
-impl<S> TarStream<S> {
-    fn new(inner: S, name: String, request: String) -> Self {
-        TarStream {
-            inner,
-            name,
-            request,
-            held: VecDeque::new(),
-            held_bytes: 0,
-            total: 0,
-            ended: false,
-        }
-    }
-
-    fn hold(&mut self, chunk: Bytes) {
-        self.total = self.total.saturating_add(chunk.len() as u64);
-        self.held_bytes += chunk.len();
-        self.held.push_back(chunk);
-    }
-
-    /// The oldest held chunk, if enough is held after it.
-    fn release(&mut self) -> Option<Bytes> {
-        let front = self.held.front()?.len();
-        if self.held_bytes - front < TAIL_HOLD {
-            return None;
-        }
-        self.held_bytes -= front;
-        self.held.pop_front()
-    }
-
-    /// At the end of the body: the error, if it ended badly. The held chunks are then dropped,
-    /// since the Engine's message is more use than a tar reader's complaint about them.
-    fn check_end(&mut self) -> Option<DockerError> {
-        let tail: Vec<u8> = self.held.iter().flat_map(|b| b.iter().copied()).collect();
-        let error = if let Some(message) = engine_error_tail(&tail) {
-            DockerError::ExportFailed {
-                name: self.name.clone(),
-                message,
-            }
-        } else if self.total == 0 {
-            DockerError::Protocol {
-                request: self.request.clone(),
-                reason: "the export is empty".into(),
-            }
-        } else if !self.total.is_multiple_of(TAR_BLOCK) {
-            DockerError::Transfer {
-                request: self.request.clone(),
-                cause: format!(
-                    "the export ended after {} bytes, in the middle of a tar block",
-                    self.total
-                ),
-            }
-        } else {
-            return None;
-        };
-        self.held.clear();
-        Some(error)
-    }
-}
-
-impl<S> Stream for TarStream<S>
-where
-    S: Stream<Item = Result<Bytes, String>> + Unpin,
-{
-    type Item = Result<Bytes, DockerError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        loop {
-            if this.ended {
-                return Poll::Ready(this.held.pop_front().map(Ok));
-            }
-            if let Some(chunk) = this.release() {
-                return Poll::Ready(Some(Ok(chunk)));
-            }
-            match Pin::new(&mut this.inner).poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(chunk))) => {
-                    if !chunk.is_empty() {
-                        this.hold(chunk);
-                    }
-                }
-                Poll::Ready(Some(Err(cause))) => {
-                    this.ended = true;
-                    this.held.clear();
-                    return Poll::Ready(Some(Err(DockerError::Transfer {
-                        request: this.request.clone(),
-                        cause,
-                    })));
-                }
-                Poll::Ready(None) => {
-                    this.ended = true;
-                    if let Some(error) = this.check_end() {
-                        return Poll::Ready(Some(Err(error)));
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// The Engine's streamed error message, if `tail` ends with one.

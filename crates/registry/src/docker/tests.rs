@@ -3,13 +3,29 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use futures::{StreamExt, TryStreamExt, stream};
-
 use super::test_image::TestImage;
 use super::*;
 
 fn engine() -> DockerEngine {
     DockerEngine::new(DEFAULT_HOST).unwrap()
+}
+
+/// The whole export, read on a blocking thread as a push reads it.
+async fn export_all(engine: &DockerEngine, name: &str) -> Result<Vec<u8>, DockerError> {
+    let (engine, name) = (engine.clone(), name.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mut reader = engine.export(&name)?;
+        let mut tar = Vec::new();
+        reader
+            .read_to_end(&mut tar)
+            .map_err(|e| DockerError::Transfer {
+                request: "GET export".into(),
+                cause: e.to_string(),
+            })?;
+        Ok(tar)
+    })
+    .await
+    .unwrap()
 }
 
 #[test]
@@ -107,71 +123,6 @@ fn inspect_answers_with_nulls_and_missing_fields_parse() {
     assert!(err.contains("image Id"), "{err}");
 }
 
-fn chunks(parts: &[&[u8]]) -> Vec<Result<Bytes, String>> {
-    parts
-        .iter()
-        .map(|p| Ok(Bytes::copy_from_slice(p)))
-        .collect()
-}
-
-async fn drain(parts: Vec<Result<Bytes, String>>) -> (Vec<u8>, Option<DockerError>) {
-    let mut s = TarStream::new(stream::iter(parts), "app:1".into(), "GET /x".into());
-    let mut data = Vec::new();
-    while let Some(item) = s.next().await {
-        match item {
-            Ok(b) => data.extend_from_slice(&b),
-            Err(e) => {
-                assert!(s.next().await.is_none(), "nothing after an error");
-                return (data, Some(e));
-            }
-        }
-    }
-    (data, None)
-}
-
-#[tokio::test]
-async fn a_whole_export_passes_through_unchanged() {
-    let body: Vec<u8> = (0..100 * 1024).map(|i| (i % 251) as u8).collect();
-    let parts: Vec<&[u8]> = body.chunks(7000).collect();
-    let (data, err) = drain(chunks(&parts)).await;
-    assert!(err.is_none());
-    assert_eq!(data, body);
-}
-
-#[tokio::test]
-async fn an_error_the_engine_appends_to_the_export_is_reported() {
-    let block = [1u8; 512];
-    let error = br#"{"errorDetail":{"message":"open /var/lib/docker/x: no such file"},"error":"open /var/lib/docker/x: no such file"}"#;
-    // Split across the last two chunks, as hyper may deliver it.
-    let big = vec![1u8; 64 * 1024];
-    let (data, err) = drain(chunks(&[&big, &block, &error[..20], &error[20..], b"\r\n"])).await;
-    assert!(
-        data.len() <= big.len() + 512,
-        "the garbage tail is not handed on"
-    );
-    let err = err.unwrap();
-    assert!(matches!(err, DockerError::ExportFailed { .. }));
-    assert_eq!(
-        err.to_string(),
-        "the Docker Engine failed while exporting app:1: open /var/lib/docker/x: no such file"
-    );
-}
-
-#[tokio::test]
-async fn a_truncated_or_broken_export_is_an_error() {
-    let (_, err) = drain(chunks(&[&[1u8; 700]])).await;
-    assert!(err.unwrap().to_string().contains("after 700 bytes"));
-    let (_, err) = drain(vec![]).await;
-    assert!(err.unwrap().to_string().contains("empty"));
-    let mut parts = chunks(&[&[1u8; 512]]);
-    parts.push(Err("connection reset".into()));
-    let (_, err) = drain(parts).await;
-    assert_eq!(
-        err.unwrap().to_string(),
-        "reading GET /x from the Docker Engine failed: connection reset"
-    );
-}
-
 #[tokio::test]
 async fn ping() {
     engine().ping().await.unwrap();
@@ -221,11 +172,10 @@ async fn missing_images() {
         err.to_string(),
         "no such local image: ferry-docker-test/missing:1"
     );
-    let err = engine.export("ferry-docker-test/missing:1").await.err();
-    assert!(
-        matches!(err, Some(DockerError::NoSuchImage { .. })),
-        "{err:?}"
-    );
+    let err = export_all(&engine, "ferry-docker-test/missing:1")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DockerError::NoSuchImage { .. }), "{err:?}");
 }
 
 #[tokio::test]
@@ -271,14 +221,7 @@ async fn export_streams_a_docker_save_tar() {
     let image = TestImage::two_layers("export");
     let engine = engine();
     let inspect = engine.inspect(&image.tag).await.unwrap();
-    let stream = engine.export(&image.tag).await.unwrap();
-    let tar_bytes: Vec<u8> = stream
-        .try_fold(Vec::new(), |mut acc, chunk| async move {
-            acc.extend_from_slice(&chunk);
-            Ok(acc)
-        })
-        .await
-        .unwrap();
+    let tar_bytes = export_all(&engine, &image.tag).await.unwrap();
 
     let mut archive = tar::Archive::new(tar_bytes.as_slice());
     let mut files: HashMap<String, Vec<u8>> = HashMap::new();
@@ -313,11 +256,10 @@ async fn export_by_short_id() {
     let image = TestImage::two_layers("export-id");
     let engine = engine();
     let inspect = engine.inspect(&image.tag).await.unwrap();
-    let mut stream = engine.export(&inspect.id.hex()[..12]).await.unwrap();
-    let mut total = 0usize;
-    while let Some(chunk) = stream.next().await {
-        total += chunk.unwrap().len();
-    }
+    let total = export_all(&engine, &inspect.id.hex()[..12])
+        .await
+        .unwrap()
+        .len();
     assert!(total > 3000 && total.is_multiple_of(512), "{total}");
 }
 

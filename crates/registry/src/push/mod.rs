@@ -162,11 +162,15 @@ pub async fn push(
                     (current, reused.manifest, false)
                 }
                 None => {
-                    let export = engine.export(name).await?;
-                    let reader =
-                        tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(
-                            futures::TryStreamExt::map_err(export, std::io::Error::other),
-                        ));
+                    // The export is read on a blocking thread, straight off the socket.
+                    let reader = {
+                        let (engine, name) = (engine.clone(), name.clone());
+                        tokio::task::spawn_blocking(move || engine.export(&name))
+                            .await
+                            .map_err(|e| {
+                                Error::Other(format!("starting the export failed: {e}"))
+                            })??
+                    };
                     let from = ArchiveOrigin::Engine {
                         wanted: name.as_str(),
                     };
