@@ -288,5 +288,13 @@ async fn over_tcp() {
         .await
         .unwrap_err();
     assert!(matches!(err, DockerError::NoSuchImage { .. }), "{err:?}");
+    // The export takes its own (blocking) connection: over TCP too, the same bytes as over the
+    // socket.
+    let image = TestImage::two_layers("export-tcp");
+    let over_tcp = export_all(&engine, &image.tag).await.unwrap();
+    assert_eq!(
+        over_tcp,
+        export_all(&self::engine(), &image.tag).await.unwrap()
+    );
     forwarder.abort();
 }
