@@ -47,25 +47,23 @@ fn failure(out: &Output) -> String {
     cli::stderr(out)
 }
 
-async fn raw_at(stand_in: &EcrStandIn, reference: &str) -> Vec<u8> {
+/// `skopeo inspect --raw` of `reference` in the stand-in's registry.
+async fn inspect_at(stand_in: &EcrStandIn, reference: &str) -> anyhow::Result<Vec<u8>> {
     let password = stand_in.password();
     skopeo::inspect_raw(
         &format!("{}/{reference}", stand_in.registry().host()),
         Some(("AWS", &password)),
     )
     .await
-    .unwrap()
+}
+
+async fn raw_at(stand_in: &EcrStandIn, reference: &str) -> Vec<u8> {
+    inspect_at(stand_in, reference).await.unwrap()
 }
 
 /// Whether the stand-in has nothing at `reference`.
 async fn absent_at(stand_in: &EcrStandIn, reference: &str) -> bool {
-    let password = stand_in.password();
-    skopeo::inspect_raw(
-        &format!("{}/{reference}", stand_in.registry().host()),
-        Some(("AWS", &password)),
-    )
-    .await
-    .is_err()
+    inspect_at(stand_in, reference).await.is_err()
 }
 
 /// `(digest, os/arch[/variant])` of each entry of a list as skopeo fetched it.

@@ -40,10 +40,6 @@ impl DockerEngine {
         let request = format!("GET {path}");
         let stream = self.connect_blocking()?;
         let mut reader = BufReader::with_capacity(BUFFER, stream);
-        let transfer = |e: io::Error| DockerError::Transfer {
-            request: request.clone(),
-            cause: e.to_string(),
-        };
         let head = format!(
             "GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: ecr-ferry/{}\r\n\
              Accept: application/x-tar\r\nConnection: close\r\n\r\n",
@@ -52,19 +48,8 @@ impl DockerEngine {
         reader
             .get_mut()
             .write_all(head.as_bytes())
-            .map_err(transfer)?;
-
-        let (status, framing) = read_head(&mut reader).map_err(|e| match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => DockerError::Timeout {
-                request: request.clone(),
-                after: RESPONSE_TIMEOUT,
-            },
-            io::ErrorKind::InvalidData => DockerError::Protocol {
-                request: request.clone(),
-                reason: e.to_string(),
-            },
-            _ => transfer(e),
-        })?;
+            .map_err(|e| failure(e, &request))?;
+        let (status, framing) = read_head(&mut reader).map_err(|e| failure(e, &request))?;
         let body = Body {
             inner: reader,
             framing,
@@ -248,11 +233,11 @@ fn read_head(input: &mut impl BufRead) -> io::Result<(u16, Framing)> {
 
 /// The body's bytes, with the framing taken off.
 struct Body<R> {
-    inner: R,
+    inner: BufReader<R>,
     framing: Framing,
 }
 
-impl<R: BufRead + Buffered> Body<R> {
+impl<R: Read> Body<R> {
     /// Moves to the next chunk's data; false at the last chunk.
     fn next_chunk(&mut self) -> io::Result<bool> {
         let mut line = Vec::new();
@@ -306,7 +291,7 @@ impl<R: BufRead + Buffered> Body<R> {
     }
 }
 
-impl<R: BufRead + Buffered> Read for Body<R> {
+impl<R: Read> Read for Body<R> {
     /// Fills as much of `buf` as the bytes already buffered allow (across chunks), reading
     /// from the socket only when nothing is buffered: the Engine's 32 KiB chunks must not make
     /// every read small.
@@ -314,7 +299,7 @@ impl<R: BufRead + Buffered> Read for Body<R> {
         let mut filled = 0;
         while filled < buf.len() {
             // Only the first step of a read may wait on the socket.
-            if filled > 0 && self.inner.fill_buf_if_buffered().is_empty() {
+            if filled > 0 && self.inner.buffer().is_empty() {
                 break;
             }
             let n = match self.framing {
@@ -353,26 +338,9 @@ impl<R: BufRead + Buffered> Read for Body<R> {
     }
 }
 
-/// What is buffered, without reading from the source.
-trait Buffered {
-    fn fill_buf_if_buffered(&self) -> &[u8];
-}
-
-impl<R> Buffered for BufReader<R> {
-    fn fill_buf_if_buffered(&self) -> &[u8] {
-        self.buffer()
-    }
-}
-
-impl Buffered for &[u8] {
-    fn fill_buf_if_buffered(&self) -> &[u8] {
-        self
-    }
-}
-
 /// The exported image as a tar, checked at its end (see [`TAIL_HOLD`]). Errors are
 /// [`DockerError`]s inside `io::Error`s (`get_ref`/`into_inner` give them back).
-pub struct ExportReader(Held<Body<BufReader<Socket>>>);
+pub struct ExportReader(Held<Body<Socket>>);
 
 impl Read for ExportReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -423,13 +391,13 @@ impl<R: Read> Held<R> {
                     self.held.drain(..n);
                     return Ok(n);
                 }
-                let mut more = vec![0u8; TAIL_HOLD];
-                match self.body.read(&mut more)? {
+                let h = self.held.len();
+                self.held.resize(h + TAIL_HOLD, 0);
+                let read = self.body.read(&mut self.held[h..]);
+                self.held.truncate(h + *read.as_ref().unwrap_or(&0));
+                match read? {
                     0 => self.end()?,
-                    n => {
-                        self.total += n as u64;
-                        self.held.extend_from_slice(&more[..n]);
-                    }
+                    n => self.total += n as u64,
                 }
                 continue;
             }
@@ -480,17 +448,28 @@ impl<R: Read> Read for Held<R> {
             if e.get_ref().is_some_and(|inner| inner.is::<DockerError>()) {
                 return e;
             }
-            io::Error::other(match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => DockerError::Timeout {
-                    request: self.request.clone(),
-                    after: RESPONSE_TIMEOUT,
-                },
-                _ => DockerError::Transfer {
-                    request: self.request.clone(),
-                    cause: e.to_string(),
-                },
-            })
+            io::Error::other(failure(e, &self.request))
         })
+    }
+}
+
+/// What a failed read or write of `request` on the Engine's socket means to a user.
+fn failure(e: io::Error, request: &str) -> DockerError {
+    let request = request.to_string();
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => DockerError::Timeout {
+            request,
+            after: RESPONSE_TIMEOUT,
+        },
+        // Framing that no HTTP server sends.
+        io::ErrorKind::InvalidData => DockerError::Protocol {
+            request,
+            reason: e.to_string(),
+        },
+        _ => DockerError::Transfer {
+            request,
+            cause: e.to_string(),
+        },
     }
 }
 

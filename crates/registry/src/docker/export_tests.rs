@@ -37,7 +37,7 @@ fn read_all(input: &mut impl Read, read_size: usize) -> io::Result<Vec<u8>> {
     }
 }
 
-fn body(raw: &[u8], framing: Framing, buffer: usize) -> Body<BufReader<&[u8]>> {
+fn body(raw: &[u8], framing: Framing, buffer: usize) -> Body<&[u8]> {
     Body {
         inner: BufReader::with_capacity(buffer, raw),
         framing,

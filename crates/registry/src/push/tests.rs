@@ -189,10 +189,7 @@ async fn a_refused_mount_cancels_its_session_forgets_the_source_and_says_absent(
         Presence::Absent
     );
     let requests = registry.take_requests();
-    let methods: Vec<&str> = requests
-        .iter()
-        .map(|r| r.split(' ').next().unwrap())
-        .collect();
+    let methods = methods(&requests);
     // The mount, the cancelled session it opened instead, and a last look in the destination.
     assert_eq!(methods, ["POST", "DELETE", "HEAD"], "{requests:?}");
     assert!(requests[1].starts_with("DELETE /v2/team/b/blobs/uploads/session-1"));
@@ -208,10 +205,7 @@ async fn a_denied_mount_is_no_error_the_blob_is_just_sent() {
         Presence::Absent
     );
     let requests = registry.take_requests();
-    let methods: Vec<&str> = requests
-        .iter()
-        .map(|r| r.split(' ').next().unwrap())
-        .collect();
+    let methods = methods(&requests);
     assert_eq!(methods, ["POST", "HEAD"], "{requests:?}");
     assert!(cache.holders(dst.registry(), &layer).is_empty());
 }
@@ -228,6 +222,14 @@ async fn a_blob_known_to_be_in_the_destination_is_checked_with_a_head() {
         registry.take_requests(),
         [format!("HEAD /v2/team/b/blobs/{layer}?")]
     );
+}
+
+/// The method of each request, in order.
+fn methods(requests: &[String]) -> Vec<&str> {
+    requests
+        .iter()
+        .map(|r| r.split(' ').next().unwrap())
+        .collect()
 }
 
 /// The manifest ferry would have pushed for an image of `config` and two layers.
