@@ -3,7 +3,7 @@
 #
 #   . "$(dirname "$0")/lib.sh"
 #   bench_init copy          # work dir, cleanup trap, LC_ALL=C
-#   bench_build              # release ferry + ferry-testkit (in $CARGO_TARGET_DIR if set); sets $BIN
+#   bench_build              # release ferry + ferry-testkit, static (in $CARGO_TARGET_DIR if set); sets $BIN
 #   bench_start_registry src # sets REG_HOST[src], REG_DIR[src]; bench_stop_registry src stops it
 #   bench_measure LABEL -- CMD...   # one measured run; sets M_WALL M_CPU M_RSS_KB M_REQ ...
 #
@@ -80,10 +80,13 @@ bench_cleanup() {
 }
 
 bench_build() {
-  bench_log "building release binaries…"
-  (cd "$BENCH_ROOT" && cargo build --release --quiet -p ferry-action -p ferry-testkit) \
-    || bench_die "cargo build failed"
-  BIN=${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/release
+  bench_log "building release binaries (static, as released: scripts/static-build.sh)…"
+  local triple
+  # shellcheck source=scripts/static-build.sh
+  triple=$(cd "$BENCH_ROOT" && . scripts/static-build.sh \
+    && cargo build --release --quiet --target "$FERRY_TARGET" -p ferry-action -p ferry-testkit >&2 \
+    && echo "$FERRY_TARGET") || bench_die "cargo build failed"
+  BIN=${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/$triple/release
   [[ -x $BIN/ferry && -x $BIN/ferry-testkit ]] || bench_die "no ferry / ferry-testkit in $BIN"
 }
 

@@ -25,10 +25,16 @@ fn main() -> ExitCode {
         cli.verbose = cli.verbose.saturating_sub(1);
     }
     init_tracing(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // A copy verifies digests in its async streams, so it wants every core. The other commands
+    // do their heavy work (reading an export, compressing, hashing) on threads of their own and
+    // drive a handful of connections: one thread does that without handing work between
+    // threads, and in a VM waking an idle worker can cost a good part of a millisecond, which a
+    // warm push (a few ms in all) notices.
+    let mut builder = match cli.command {
+        cli::Command::Copy(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ferry: error: cannot start the async runtime: {e}");

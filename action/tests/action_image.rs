@@ -101,8 +101,13 @@ impl Workspace {
     }
 }
 
+/// The name the container reaches the stand-in by, as a runner reaches ECR by name: the image
+/// holds no NSS libraries, so this checks that the static binary resolves names from the
+/// `/etc/hosts` docker writes (`--add-host`).
+const STAND_IN_HOST: &str = "ferry-stand-in.test";
+
 /// `docker run` as the runner does it for a Docker container action, plus `--network host` so
-/// the container reaches the stand-in on 127.0.0.1.
+/// the container reaches the stand-in on loopback, by the name [`STAND_IN_HOST`].
 async fn run_action(image: &str, workspace: &Workspace, env: &[(String, String)]) -> Output {
     let name = format!(
         "ferry-action-test-{}-{}",
@@ -119,6 +124,8 @@ async fn run_action(image: &str, workspace: &Workspace, env: &[(String, String)]
         &name,
         "--network",
         "host",
+        "--add-host",
+        &format!("{STAND_IN_HOST}:127.0.0.1"),
         "--workdir",
         "/github/workspace",
         "-v",
@@ -166,7 +173,12 @@ async fn run_with(
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    env.extend(stand_in.env());
+    env.extend(
+        stand_in
+            .env()
+            .into_iter()
+            .map(|(key, value)| (key, value.replace("127.0.0.1", STAND_IN_HOST))),
+    );
     let out = run_action(image, workspace, &env).await;
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     eprintln!("--- stdout\n{stdout}--- stderr\n{stderr}---");

@@ -9,10 +9,12 @@
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::runtime::Handle;
 
+use super::buffers::BufferPool;
 use super::cache::{CachedBlob, PushCache};
 use super::compress::{Compression, sniff, stream_layer};
 use super::hashing::Hasher;
@@ -104,6 +106,7 @@ pub(crate) fn push_layers(
         cache,
         handle,
         hash_input,
+        pool: BufferPool::new(),
     };
     let mut failure: Option<Error> = None;
     let outcome = ArchiveReader::new(input).for_each(|entry| {
@@ -152,6 +155,7 @@ struct Layer<'a> {
     cache: &'a PushCache,
     handle: &'a Handle,
     hash_input: bool,
+    pool: Arc<BufferPool>,
 }
 
 impl Layer<'_> {
@@ -204,6 +208,7 @@ impl Layer<'_> {
             &mut sink,
             hasher,
             self.hash_input,
+            &self.pool,
         ) {
             Ok(streamed) => {
                 let layer = Finished {

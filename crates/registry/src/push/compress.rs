@@ -4,9 +4,12 @@
 
 use std::io::{self, Read, Write};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::buffers::{BUFFER, BufferPool};
+use super::gzip::BLOCK;
 use super::hashing::{Hasher, PendingDigest};
 use crate::digest::{Digest, Sha256};
 use crate::media_type::{DOCKER_LAYER_GZIP, OCI_LAYER_GZIP, OCI_LAYER_ZSTD};
@@ -81,21 +84,24 @@ pub(crate) const CHUNK: usize = 256 * 1024;
 /// Where compressed chunks go (the upload); an error stops the compression.
 pub(crate) type Sink<'a> = &'a mut (dyn FnMut(Bytes) -> io::Result<()> + Send);
 
-/// A `Write` that hashes, counts and forwards bytes to the upload in chunks.
+/// A `Write` that hashes, counts and forwards bytes to the upload in chunks. Written bytes
+/// collect in a pooled buffer and go out a block at a time, as slices of it.
 pub(super) struct Forward<'a> {
     sink: Sink<'a>,
     hasher: Hasher,
     size: u64,
     pending: Vec<u8>,
+    pool: &'a Arc<BufferPool>,
 }
 
 impl<'a> Forward<'a> {
-    fn new(sink: Sink<'a>, hasher: Hasher) -> Self {
+    fn new(sink: Sink<'a>, hasher: Hasher, pool: &'a Arc<BufferPool>) -> Self {
         Self {
             sink,
             hasher,
             size: 0,
-            pending: Vec::with_capacity(CHUNK),
+            pending: pool.take(),
+            pool,
         }
     }
 
@@ -103,8 +109,8 @@ impl<'a> Forward<'a> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let pending = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
-        self.send_chunked(Bytes::from(pending))
+        let pending = std::mem::replace(&mut self.pending, self.pool.take());
+        self.send_chunked(self.pool.share(pending))
     }
 
     /// Sends `bytes` in slices of at most [`CHUNK`] (no copies).
@@ -125,24 +131,28 @@ impl<'a> Forward<'a> {
 
     /// Like `write_all`, for bytes the caller owns: they are sent without being copied, in
     /// chunks of at most [`CHUNK`] (slices of one buffer).
-    pub(super) fn write_owned(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+    pub(super) fn write_owned(&mut self, bytes: Bytes) -> io::Result<()> {
         self.send_pending()?;
-        self.send_chunked(Bytes::from(bytes))
+        self.send_chunked(bytes)
     }
 
     fn finish(mut self) -> io::Result<(PendingDigest, u64)> {
         self.send_pending()?;
+        self.pool.give(std::mem::take(&mut self.pending));
         Ok((self.hasher.finish(), self.size))
     }
 }
 
 impl Write for Forward<'_> {
+    /// Takes what fits in the pending buffer (so it never reallocates) and sends it once a
+    /// block has collected.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.pending.extend_from_slice(buf);
-        if self.pending.len() >= CHUNK {
+        let n = buf.len().min(BUFFER - self.pending.len());
+        self.pending.extend_from_slice(&buf[..n]);
+        if self.pending.len() >= BLOCK {
             self.send_pending()?;
         }
-        Ok(buf.len())
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -160,24 +170,24 @@ pub(crate) fn stream_layer(
     sink: Sink<'_>,
     hasher: Hasher,
     hash_input: bool,
+    pool: &Arc<BufferPool>,
 ) -> io::Result<Streamed> {
     let mut read_hasher = hash_input.then(Sha256::new);
-    let mut buf = vec![0u8; 1024 * 1024];
-    let forward = Forward::new(sink, hasher);
+    let forward = Forward::new(sink, hasher, pool);
     let (digest, size) = match compression {
         None => {
             let mut out = forward;
-            pump(input, &mut read_hasher, &mut buf, &mut out)?;
+            pump(input, &mut read_hasher, pool, &mut out)?;
             out.finish()?
         }
         Some(Compression::Gzip) => {
             let mut out = forward;
-            super::gzip::gzip_blocks(input, &mut read_hasher, &mut out)?;
+            super::gzip::gzip_blocks(input, &mut read_hasher, &mut out, pool)?;
             out.finish()?
         }
         Some(Compression::Zstd) => {
             let mut encoder = zstd::stream::write::Encoder::new(forward, 3)?;
-            pump(input, &mut read_hasher, &mut buf, &mut encoder)?;
+            pump(input, &mut read_hasher, pool, &mut encoder)?;
             encoder.finish()?.finish()?
         }
     };
@@ -191,12 +201,13 @@ pub(crate) fn stream_layer(
 fn pump(
     input: &mut dyn Read,
     hasher: &mut Option<Sha256>,
-    buf: &mut [u8],
+    pool: &BufferPool,
     out: &mut dyn Write,
 ) -> io::Result<()> {
+    let mut buf = pool.take_filled(BLOCK);
     loop {
-        let n = match input.read(buf) {
-            Ok(0) => return Ok(()),
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
@@ -206,6 +217,8 @@ fn pump(
         }
         out.write_all(&buf[..n])?;
     }
+    pool.give(buf);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -242,8 +255,16 @@ pub(super) mod tests {
         } else {
             Hasher::background().unwrap()
         };
-        let streamed =
-            stream_layer(&mut &data[..], compression, &mut sink, hasher, hash_input).unwrap();
+        let pool = BufferPool::new();
+        let streamed = stream_layer(
+            &mut &data[..],
+            compression,
+            &mut sink,
+            hasher,
+            hash_input,
+            &pool,
+        )
+        .unwrap();
         let done = Done {
             read_digest: streamed.read_digest,
             digest: streamed.digest.wait().unwrap(),

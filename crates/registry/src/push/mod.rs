@@ -15,6 +15,7 @@
 //!    at anything incomplete.
 
 mod archive;
+mod buffers;
 pub mod cache;
 pub mod compress;
 mod gzip;
