@@ -11,6 +11,8 @@
 #   - wall: bench/timer.py's clock from just before it spawns the command until wait4 reaps it
 #     (µs resolution; no shell or interpreter start-up inside the measurement), CPU: user + sys,
 #     peak RSS (KB) — both from the command's rusage;
+#   - before the clock starts, the daemon and the registry are left to go idle (bench_quiesce),
+#     so no run pays for work the one before it left behind;
 #   - requests: access-log lines that reached every registry started with bench_start_registry
 #     during the run (line counts before/after, after the logs stop growing);
 #   - skopeo's blob-info cache is a fresh, private directory (BENCH_SKOPEO_CACHE) so that a "cold"
@@ -176,6 +178,25 @@ bench_ticks_s() { # $1 before, $2 after
     'BEGIN { if (a == "" || b == "") print "n/a"; else printf "%.2f", (b - a) / t }'
 }
 
+# Waits (up to 5 s) until every watched process (BENCH_WATCH: the daemon, the registry) has used
+# no CPU for 0.3 s: work a run left behind — the Engine deleting an export's temp files, a Go
+# garbage collection — then takes nothing from the next run, whichever tool it is.
+bench_quiesce() {
+  local w now prev= quiet=0 _
+  for _ in $(seq 50); do
+    now=
+    for w in "${!BENCH_WATCH[@]}"; do now+="$(bench_proc_ticks "${BENCH_WATCH[$w]}") "; done
+    if [[ $now == "$prev" ]]; then
+      quiet=$((quiet + 1))
+      ((quiet >= 3)) && return 0
+    else
+      quiet=0
+    fi
+    prev=$now
+    sleep 0.1
+  done
+}
+
 bench_detect_isolation() {
   local probe=$BENCH_WORK/isolation-probe
   mkdir -p "$probe"
@@ -229,6 +250,7 @@ bench_measure() { # LABEL -- CMD...
   mkdir -p "$cache/containers/cache"
 
   before=$(bench_req_settled)
+  bench_quiesce
   local host0 host1 w
   local -A watch0=()
   for w in "${!BENCH_WATCH[@]}"; do watch0[$w]=$(bench_proc_ticks "${BENCH_WATCH[$w]}"); done
