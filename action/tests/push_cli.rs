@@ -374,3 +374,142 @@ async fn push_to_a_plain_registry_without_aws() {
         report["digest"].as_str().unwrap()
     );
 }
+
+/// What the containerd image store exports goes up with its own manifests: the local image's
+/// digests, a multi-platform index whole — or, when the Engine lacks a platform's layers, the
+/// default platform's image alone, with a note naming what was left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_a_containerd_store_export_keeps_its_digests() {
+    let registry = ferry_testkit::TestRegistry::anonymous().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let image = ferry_testkit::build(&ImageSpec {
+        shared_layers: 1,
+        layers: 3,
+        seed: 31,
+        ..ImageSpec::new(&["linux/amd64", "linux/arm64"])
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let name = "docker.io/library/app:1";
+    let push = |file: &Path, tag: &str| {
+        cli::command(env!("CARGO_BIN_EXE_ferry"), cache.path(), None)
+            .args(["push", &format!("docker-archive:{}", file.display())])
+            .args(["--registry", &registry.host(), "--repository", "c8d/app"])
+            .args(["--tag", tag, "--json"])
+            .output()
+            .unwrap()
+    };
+    let raw_at = |target: String| {
+        let reference = format!("{}/c8d/app{target}", registry.host());
+        async move { skopeo::inspect_raw(&reference, None).await.unwrap() }
+    };
+
+    let whole = dir.path().join("whole.tar");
+    ferry_testkit::write_containerd_export(&image, name, "linux/amd64", &[], &whole).unwrap();
+    let out = push(&whole, "1");
+    let report = json(&out);
+    assert_eq!(report["digest"], image.index.digest, "{report}");
+    assert_eq!(report["notes"], serde_json::json!([]));
+    assert_eq!(raw_at(":1".into()).await, image.index.bytes);
+    for (platform, manifest) in &image.manifests {
+        let raw = raw_at(format!("@{}", manifest.digest)).await;
+        assert_eq!(raw, manifest.bytes, "{platform}");
+    }
+    let layers = report["layers_uploaded"].as_u64().unwrap();
+    assert_eq!(layers, 5, "one shared layer and two per platform: {report}");
+
+    // The Engine pulled only linux/amd64's layers: that image goes up alone, as it is.
+    let partial = dir.path().join("partial.tar");
+    ferry_testkit::write_containerd_export(&image, name, "linux/amd64", &["linux/arm64"], &partial)
+        .unwrap();
+    let out = push(&partial, "amd64-only");
+    let report = json(&out);
+    let amd64 = &image.manifests[0];
+    assert_eq!(amd64.0, "linux/amd64");
+    assert_eq!(report["digest"], amd64.1.digest, "{report}");
+    assert_eq!(raw_at(":amd64-only".into()).await, amd64.1.bytes);
+    let note = report["notes"][0].as_str().unwrap();
+    assert!(
+        note.contains("linux/arm64") && note.contains(&image.index.digest),
+        "{note}"
+    );
+    let stderr = stderr(&out);
+    assert!(
+        stderr.contains("ferry: note: ") && stderr.contains("linux/arm64"),
+        "{stderr}"
+    );
+}
+
+/// The same from an Engine with the containerd store (a stand-in: this machine's Engine has the
+/// classic store): the export goes up with its own index, and the cache then spares the export
+/// for the same tag, for a new tag in the same repository (its images are there) — but not for
+/// a new repository, where the images must go up first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_from_a_containerd_store_engine_then_warm() {
+    let registry = ferry_testkit::TestRegistry::anonymous().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let image = ferry_testkit::build(&ImageSpec {
+        seed: 32,
+        ..ImageSpec::new(&["linux/amd64", "linux/arm64"])
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export.tar");
+    ferry_testkit::write_containerd_export(
+        &image,
+        "docker.io/library/app:1",
+        "linux/amd64",
+        &[],
+        &export,
+    )
+    .unwrap();
+    let engine = ferry_testkit::ContainerdEngine::start(&image, "app:1", &export)
+        .await
+        .unwrap();
+    let push = |repository: &str, tag: &str| {
+        let out = cli::command(env!("CARGO_BIN_EXE_ferry"), cache.path(), None)
+            .env("DOCKER_HOST", engine.docker_host())
+            .args(["push", "app:1", "--registry", &registry.host()])
+            .args(["--repository", repository, "--tag", tag, "--json"])
+            .output()
+            .unwrap();
+        json(&out)
+    };
+    let fate = |report: &serde_json::Value| report["tags"][0]["outcome"].clone();
+
+    let cold = push("c8d/app", "1");
+    assert_eq!(cold["digest"], image.index.digest, "{cold}");
+    assert_eq!(fate(&cold), "created");
+    assert_eq!(engine.exports(), 1);
+    let raw = skopeo::inspect_raw(&format!("{}/c8d/app:1", registry.host()), None)
+        .await
+        .unwrap();
+    assert_eq!(raw, image.index.bytes);
+
+    let warm = push("c8d/app", "1");
+    assert_eq!(
+        (fate(&warm), engine.exports()),
+        ("unchanged".into(), 1),
+        "{warm}"
+    );
+    assert_eq!(warm["size"], cold["size"]);
+    let retag = push("c8d/app", "stable");
+    assert_eq!(
+        (fate(&retag), engine.exports()),
+        ("created".into(), 1),
+        "{retag}"
+    );
+    assert_eq!(retag["digest"], image.index.digest);
+
+    let elsewhere = push("c8d/other", "1");
+    assert_eq!(engine.exports(), 2, "{elsewhere}");
+    assert_eq!(elsewhere["digest"], image.index.digest);
+    for (platform, manifest) in &image.manifests {
+        let at = format!("{}/c8d/other@{}", registry.host(), manifest.digest);
+        assert_eq!(
+            skopeo::inspect_raw(&at, None).await.unwrap(),
+            manifest.bytes,
+            "{platform}"
+        );
+    }
+}

@@ -37,6 +37,9 @@ pub async fn run() -> anyhow::Result<()> {
             // Removes the inline policies staged in /tmp: they may hold account ids and ARNs.
             drop(inputs);
             let outcome = result?;
+            for note in &outcome.notes {
+                workflow::command(&workflow::warning_line("ferry push", note));
+            }
             print!("{}", crate::output::push_summary(&outcome));
             write_files(
                 env,

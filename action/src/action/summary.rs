@@ -57,6 +57,9 @@ pub fn push_summary(outcome: &PushOutcome) -> String {
     for (name, value) in rows {
         let _ = writeln!(md, "| {name} | {} |", cell(&value));
     }
+    for note in &outcome.notes {
+        let _ = writeln!(md, "\n> **Note:** {}", note.replace('\n', " "));
+    }
     md
 }
 
@@ -199,6 +202,7 @@ pub(crate) mod tests {
             layers_skipped: 1,
             blobs_mounted: 0,
             repository_created: true,
+            notes: Vec::new(),
             elapsed: Duration::from_millis(4250),
         }
     }
@@ -240,6 +244,18 @@ pub(crate) mod tests {
         assert!(md.contains("→ `123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app`\n"));
         assert!(md.contains("| `1.0` | unchanged |"));
         assert!(md.contains("| uploaded | 0 B in 0 layers |"));
+        assert!(!md.contains("Note"));
+    }
+
+    #[test]
+    fn notes_follow_the_table() {
+        let mut o = outcome();
+        o.notes = vec!["pushed its linux/amd64 image alone".into()];
+        let md = push_summary(&o);
+        assert!(
+            md.ends_with("| time | 4.2 s |\n\n> **Note:** pushed its linux/amd64 image alone\n"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -41,6 +41,14 @@ pub fn error_line(title: &str, message: &str) -> String {
     )
 }
 
+pub fn warning_line(title: &str, message: &str) -> String {
+    format!(
+        "::warning title={}::{}",
+        escape_property(title),
+        escape_data(message)
+    )
+}
+
 pub fn group_line(title: &str) -> String {
     format!("::group::{}", escape_data(title))
 }

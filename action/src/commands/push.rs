@@ -40,6 +40,8 @@ pub struct PushOutcome {
     /// before.
     pub blobs_mounted: u64,
     pub repository_created: bool,
+    /// What the user should know about what was pushed (a platform the Engine lacks, …).
+    pub notes: Vec<String>,
     #[serde(with = "millis")]
     pub elapsed: Duration,
 }
@@ -61,6 +63,9 @@ mod millis {
 
 pub async fn run(args: PushArgs) -> anyhow::Result<()> {
     let outcome = execute(&args, None).await?;
+    for note in &outcome.notes {
+        eprintln!("ferry: note: {note}");
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
@@ -181,6 +186,7 @@ pub async fn execute(
         layers_skipped: report.layers_skipped,
         blobs_mounted: report.blobs_mounted,
         repository_created: state.is_some_and(|s| s.created),
+        notes: report.notes.clone(),
         elapsed: started.elapsed(),
     })
 }

@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod ecr;
+pub mod engine_export;
 pub mod image;
 mod layout;
 pub mod local_image;
@@ -20,6 +21,7 @@ pub mod token;
 mod util;
 
 pub use ecr::EcrStandIn;
+pub use engine_export::{ContainerdEngine, write_containerd_export};
 pub use image::{
     Artifact, Blob, BuiltImage, ImageFormat, ImageSpec, SingleImage, build, build_artifact,
     build_single,

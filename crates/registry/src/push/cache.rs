@@ -35,6 +35,9 @@ pub struct CachedImage {
     /// The manifest's exact bytes, as pushed.
     pub manifest: String,
     pub media_type: String,
+    /// Config and layer bytes; for an index, its images' (which the index itself does not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 /// Repositories remembered per blob and registry: enough to find one that still has it, and a

@@ -6,22 +6,27 @@
 //! 2. If the cache holds the manifest pushed for this image ID: when every tag already points
 //!    at it, stop (no export at all); when every blob it names is in the repository, or can be
 //!    mounted from another repository of the registry that the cache says holds it
-//!    ([`mount`]), just set the tags.
+//!    ([`mount`]) — for an index, when each of its images is in the repository — just set the
+//!    tags.
 //! 3. Otherwise export the image as a stream and push each layer in one pass ([`archive`]):
 //!    compressed on the fly unless it arrives compressed, skipped (or mounted) when the cache
 //!    knows what it becomes and the registry has it.
-//! 4. Upload the config, build the manifest from the archive's `manifest.json`, push it under
-//!    the first tag, then each further tag by a manifest PUT only — last, so a tag never points
-//!    at anything incomplete.
+//! 4. For an export of the containerd image store, push its own manifests as they are
+//!    ([`exported`]); for any other, upload the config and build the manifest from the
+//!    archive's `manifest.json` ([`rebuilt`]).
+//! 5. Push it under the first tag, then each further tag by a manifest PUT only — last, so a
+//!    tag never points at anything incomplete.
 
 mod archive;
 mod buffers;
 pub mod cache;
 pub mod compress;
+mod exported;
 mod gzip;
 mod hashing;
 mod layout;
 mod mount;
+mod rebuilt;
 #[cfg(test)]
 mod tests;
 mod upload;
@@ -40,12 +45,8 @@ use crate::client::{Client, Repository, RequestCounters, RequestCounts};
 use crate::copy::{ImmutableTags, TagEntry, TagOutcome};
 use crate::digest::Digest;
 use crate::docker::DockerEngine;
-use crate::docker_archive::SaveManifest;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
-use crate::media_type::{
-    DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST,
-};
 use crate::reference::Reference;
 use crate::source::ImageSource;
 
@@ -79,6 +80,8 @@ pub struct PushReport {
     pub bytes_uploaded: u64,
     /// Whether the image had to be read from its source (false: the cache sufficed).
     pub read_source: bool,
+    /// What the user should know about what was pushed (a platform left out, …).
+    pub notes: Vec<String>,
     pub requests: RequestCounts,
     pub elapsed_ms: u64,
 }
@@ -136,7 +139,7 @@ pub async fn push(
     let tally = Tally::default();
 
     let heads = try_join_all(options.tags.iter().map(|tag| dst.head_manifest(tag)));
-    let (current, manifest, read_source) = match source {
+    let (current, ready, read_source) = match source {
         ImageSource::Daemon { name } => {
             let engine = match &options.engine {
                 Some(engine) => engine.clone(),
@@ -160,7 +163,7 @@ pub async fn push(
                     for layer in reused.mounted {
                         tally.mounted(layer);
                     }
-                    (current, reused.manifest, false)
+                    (current, reused.ready, false)
                 }
                 None => {
                     // The export is read on a blocking thread, straight off the socket.
@@ -175,15 +178,16 @@ pub async fn push(
                     let from = ArchiveOrigin::Engine {
                         wanted: name.as_str(),
                     };
-                    let manifest = push_archive(reader, &dst, options, &tally, from).await?;
+                    let ready = push_archive(reader, &dst, options, &tally, from).await?;
                     options.cache.set_image(
                         image_key,
                         cache::CachedImage {
-                            manifest: String::from_utf8_lossy(manifest.raw()).into_owned(),
-                            media_type: manifest.media_type().to_string(),
+                            manifest: String::from_utf8_lossy(ready.manifest.raw()).into_owned(),
+                            media_type: ready.manifest.media_type().to_string(),
+                            size: Some(ready.size),
                         },
                     );
-                    (current, manifest, true)
+                    (current, ready, true)
                 }
             }
         }
@@ -195,16 +199,21 @@ pub async fn push(
                 ))
             })?;
             let current = tag_digests(heads.await?);
-            let manifest = push_archive(file, &dst, options, &tally, ArchiveOrigin::File).await?;
-            (current, manifest, true)
+            let ready = push_archive(file, &dst, options, &tally, ArchiveOrigin::File).await?;
+            (current, ready, true)
         }
         ImageSource::OciLayout { dir, tag } => {
             let current = tag_digests(heads.await?);
             let manifest = layout::select(dir, tag.as_deref()).await?;
             layout::push_contents(dir, &manifest, &dst, &tally).await?;
-            (current, manifest, true)
+            (current, Ready::of(manifest), true)
         }
     };
+    let Ready {
+        manifest,
+        size,
+        notes,
+    } = ready;
     // Every blob the manifest names is in the repository now: remember where, so a push of
     // these blobs to another repository of this registry can mount them.
     if !manifest.is_index() {
@@ -227,7 +236,6 @@ pub async fn push(
         options.immutable_tags.as_ref(),
     )
     .await?;
-    let size = manifest.blobs().iter().map(|d| d.size()).sum();
     Ok(PushReport {
         source: source.display(),
         destination: format!("{}/{}", destination.registry(), destination.repository()),
@@ -240,6 +248,7 @@ pub async fn push(
         blobs_mounted: tally.mounted.load(Ordering::Relaxed),
         bytes_uploaded: tally.bytes.load(Ordering::Relaxed),
         read_source,
+        notes,
         requests: counters.snapshot(),
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
@@ -252,9 +261,28 @@ fn tag_digests(heads: Vec<Option<crate::manifests::ManifestHead>>) -> Vec<Option
         .collect()
 }
 
+/// A manifest whose contents are all in the repository, ready to be tagged.
+struct Ready {
+    manifest: Manifest,
+    /// Config and layer bytes, an index's images' included.
+    size: u64,
+    notes: Vec<String>,
+}
+
+impl Ready {
+    fn of(manifest: Manifest) -> Ready {
+        let size = manifest.blobs().iter().map(|d| d.size()).sum();
+        Ready {
+            manifest,
+            size,
+            notes: Vec::new(),
+        }
+    }
+}
+
 /// A cached manifest that can stand as it is.
 struct Reused {
-    manifest: Manifest,
+    ready: Ready,
     /// One entry per blob the registry mounted from another repository to make it so: whether
     /// it is a layer (else the config).
     mounted: Vec<bool>,
@@ -282,13 +310,36 @@ async fn reuse_cached(
     ) else {
         return Ok(None);
     };
+    let ready = |manifest: Manifest| {
+        let mut ready = Ready::of(manifest);
+        ready.size = cached.size.unwrap_or(ready.size);
+        ready
+    };
     if !tags.is_empty()
         && current
             .iter()
             .all(|d| d.as_ref() == Some(manifest.digest()))
     {
         return Ok(Some(Reused {
-            manifest,
+            ready: ready(manifest),
+            mounted: Vec::new(),
+        }));
+    }
+    if manifest.is_index() {
+        // An index may stand if every image of it is in the repository already; bringing
+        // them from elsewhere is an export's work.
+        let present = try_join_all(
+            manifest
+                .children()
+                .iter()
+                .map(|d| dst.head_manifest(d.digest().as_ref())),
+        )
+        .await?;
+        if present.iter().any(Option::is_none) {
+            return Ok(None);
+        }
+        return Ok(Some(Reused {
+            ready: ready(manifest),
             mounted: Vec::new(),
         }));
     }
@@ -308,7 +359,10 @@ async fn reuse_cached(
         .filter(|(_, p)| **p == mount::Presence::Mounted)
         .map(|(i, _)| i >= first_layer)
         .collect();
-    Ok(Some(Reused { manifest, mounted }))
+    Ok(Some(Reused {
+        ready: ready(manifest),
+        mounted,
+    }))
 }
 
 /// Where an archive comes from, which decides what is trusted.
@@ -321,14 +375,14 @@ enum ArchiveOrigin<'a> {
     File,
 }
 
-/// Pushes an exported image's layers and config, and returns its manifest (not yet pushed).
+/// Pushes an exported image's layers and config, and returns its manifest (not yet tagged).
 async fn push_archive(
     input: impl std::io::Read + Send + 'static,
     dst: &Repository,
     options: &PushOptions,
     tally: &Tally,
     origin: ArchiveOrigin<'_>,
-) -> Result<Manifest> {
+) -> Result<Ready> {
     let handle = tokio::runtime::Handle::current();
     let (wanted, hash_input) = match origin {
         ArchiveOrigin::Engine { wanted } => (Some(wanted), false),
@@ -347,144 +401,11 @@ async fn push_archive(
     for pushed in collected.blobs.values() {
         tally.count(pushed);
     }
+    if let Some(exported) = exported::select(&collected, wanted)? {
+        return exported::push(dst, exported).await;
+    }
 
-    let entries: Vec<SaveManifest> = collected
-        .jsons
-        .get("manifest.json")
-        .ok_or_else(|| {
-            Error::Config(
-                "the image archive has no manifest.json (is it a `docker save` tar?)".into(),
-            )
-        })
-        .and_then(|bytes| {
-            serde_json::from_slice(bytes)
-                .map_err(|e| Error::Config(format!("the archive's manifest.json is invalid: {e}")))
-        })?;
-    let entry = pick_entry(&entries, wanted)?;
-    let config = collected
-        .jsons
-        .get(&crate::docker_archive::normalize_path(&entry.config))
-        .ok_or_else(|| {
-            Error::Config(format!(
-                "the archive lacks the image config {}",
-                entry.config
-            ))
-        })?;
-    let config_digest = Digest::sha256_of(config);
-    if dst.head_blob(&config_digest).await?.is_none() {
-        dst.push_blob_bytes(&config_digest, config.clone().into())
-            .await?;
-    }
-    let pushed = entry
-        .layers
-        .iter()
-        .map(|path| {
-            collected
-                .blob(&crate::docker_archive::normalize_path(path))
-                .ok_or_else(|| {
-                    Error::Config(format!(
-                        "the archive's manifest.json names {path}, which it does not hold"
-                    ))
-                })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    if !hash_input {
-        remember_diff_ids(&options.cache, config, &pushed, options.compression);
-    }
-    let layers: Vec<cache::CachedBlob> = pushed.into_iter().map(|p| p.blob.clone()).collect();
-    build_manifest(
-        &config_digest,
-        config.len() as u64,
-        &layers,
-        options.compression,
-    )
-}
-
-/// Records what each uncompressed layer became under its `diff_id` (the config lists them in
-/// layer order), the key an OCI-shaped export and later pushes know a layer by. Only for
-/// exports whose layers the source verified against these `diff_id`s.
-fn remember_diff_ids(
-    cache: &PushCache,
-    config: &[u8],
-    layers: &[&archive::PushedBlob],
-    compression: Compression,
-) {
-    #[derive(serde::Deserialize)]
-    struct Config {
-        rootfs: RootFs,
-    }
-    #[derive(serde::Deserialize)]
-    struct RootFs {
-        diff_ids: Vec<Digest>,
-    }
-    let Ok(config) = serde_json::from_slice::<Config>(config) else {
-        return;
-    };
-    if config.rootfs.diff_ids.len() != layers.len() {
-        return;
-    }
-    for (diff_id, layer) in config.rootfs.diff_ids.iter().zip(layers) {
-        // A layer the source held compressed is not the tar its diff_id names; one found in
-        // the cache was recorded when it was compressed.
-        if layer.compressed_here {
-            cache.set_layer(
-                archive::diff_id_key(diff_id, compression),
-                layer.blob.clone(),
-            );
-        }
-    }
-}
-
-fn pick_entry<'a>(entries: &'a [SaveManifest], wanted: Option<&str>) -> Result<&'a SaveManifest> {
-    if let Some(name) = wanted
-        && let Some(found) = entries
-            .iter()
-            .find(|e| e.repo_tags.iter().any(|t| t == name))
-    {
-        return Ok(found);
-    }
-    entries
-        .first()
-        .ok_or_else(|| Error::Config("the archive's manifest.json lists no image".into()))
-}
-
-/// A Docker v2 manifest when every layer is gzip (what `docker push` makes, readable
-/// everywhere), else an OCI manifest.
-fn build_manifest(
-    config: &Digest,
-    config_size: u64,
-    layers: &[cache::CachedBlob],
-    compression: Compression,
-) -> Result<Manifest> {
-    let docker = compression == Compression::Gzip
-        && layers
-            .iter()
-            .all(|l| l.media_type == DOCKER_LAYER_GZIP || l.media_type == OCI_LAYER_GZIP);
-    let layer_type = |l: &cache::CachedBlob| -> String {
-        if docker {
-            DOCKER_LAYER_GZIP.to_string()
-        } else if l.media_type == DOCKER_LAYER_GZIP {
-            OCI_LAYER_GZIP.to_string()
-        } else {
-            l.media_type.clone()
-        }
-    };
-    let (media_type, config_type) = if docker {
-        (DOCKER_MANIFEST, DOCKER_CONFIG)
-    } else {
-        (OCI_MANIFEST, OCI_CONFIG)
-    };
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": media_type,
-        "config": {"mediaType": config_type, "size": config_size, "digest": config},
-        "layers": layers.iter().map(|l| serde_json::json!({
-            "mediaType": layer_type(l), "size": l.size, "digest": l.digest,
-        })).collect::<Vec<_>>(),
-    });
-    let raw = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| Error::Other(format!("cannot encode the manifest: {e}")))?;
-    Ok(Manifest::from_raw(raw.into(), Some(media_type))?)
+    rebuilt::push_config_and_build(&collected, dst, options, wanted, hash_input).await
 }
 
 /// Points every tag at `manifest`: tags already there are left alone (even on immutable

@@ -245,6 +245,7 @@ fn cached_image(config: &Digest, layers: [&Digest; 2]) -> CachedImage {
     CachedImage {
         manifest: manifest.to_string(),
         media_type: crate::media_type::DOCKER_MANIFEST.to_string(),
+        size: None,
     }
 }
 
