@@ -15,14 +15,15 @@ pub struct Bars {
 }
 
 impl Bars {
-    pub fn new() -> Self {
+    /// Bars whose running total is labelled `verb` ("copying:").
+    pub fn new(verb: &str) -> Self {
         let multi = MultiProgress::new();
         let total = multi.add(ProgressBar::new(0));
         total.set_style(
             ProgressStyle::with_template("{spinner} {msg} {bytes} sent, {bytes_per_sec}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
-        total.set_message("copying:");
+        total.set_message(verb.to_string());
         total.enable_steady_tick(Duration::from_millis(120));
         Self {
             multi,
@@ -42,6 +43,10 @@ fn short(digest: &Digest) -> &str {
 }
 
 impl Progress for Bars {
+    fn phase(&self, what: &str) {
+        self.total.set_message(what.to_string());
+    }
+
     fn blob_started(&self, digest: &Digest, size: u64) {
         let bar = self.multi.add(ProgressBar::new(size));
         bar.set_style(

@@ -32,7 +32,7 @@ pub async fn run() -> anyhow::Result<()> {
     match command {
         ActionCommand::Push(inputs) => {
             let image = inputs.args.image.clone();
-            let work = push::execute(&inputs.args, Some(workflow::masking_observer()));
+            let work = push::execute(&inputs.args, Some(workflow::masking_observer()), None);
             let result = run_step("push", &format!("Push {image}"), &image, work, env).await;
             // Removes the inline policies staged in /tmp: they may hold account ids and ARNs.
             drop(inputs);

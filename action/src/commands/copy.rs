@@ -59,7 +59,8 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<()> {
         _ => None,
     };
 
-    let bars = (!args.json && std::io::stderr().is_terminal()).then(|| Arc::new(Bars::new()));
+    let bars =
+        (!args.json && std::io::stderr().is_terminal()).then(|| Arc::new(Bars::new("copying:")));
     let options = CopyOptions {
         platforms,
         referrers: args.referrers,

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ferry_registry::Reference;
+use ferry_registry::copy::Progress;
 use ferry_registry::docker::DockerEngine;
 use ferry_registry::ecr::{EnsureMode, TokenObserver};
 use ferry_registry::push::{Compression, PushCache, PushOptions, push};
@@ -62,7 +63,15 @@ mod millis {
 }
 
 pub async fn run(args: PushArgs) -> anyhow::Result<()> {
-    let outcome = execute(&args, None).await?;
+    use std::io::IsTerminal;
+    let bars = (!args.json && std::io::stderr().is_terminal())
+        .then(|| Arc::new(crate::progress::Bars::new("pushing:")));
+    let progress = bars.clone().map(|b| b as Arc<dyn Progress>);
+    let result = execute(&args, None, progress).await;
+    if let Some(bars) = &bars {
+        bars.finish();
+    }
+    let outcome = result?;
     for note in &outcome.notes {
         eprintln!("ferry: note: {note}");
     }
@@ -74,10 +83,12 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Pushes as `args` say. `observer` sees every ECR token fetched, before it is used.
+/// Pushes as `args` say. `observer` sees every ECR token fetched, before it is used;
+/// `progress` what the push is doing.
 pub async fn execute(
     args: &PushArgs,
     observer: Option<TokenObserver>,
+    progress: Option<Arc<dyn Progress>>,
 ) -> anyhow::Result<PushOutcome> {
     let started = Instant::now();
     let source = ImageSource::parse(&args.image).context("IMAGE")?;
@@ -158,6 +169,7 @@ pub async fn execute(
         cache: Arc::new(PushCache::open_default()),
         engine,
         inspected,
+        progress,
     };
     let report = push(&client, &source, &destination, &options).await?;
     let repository_uri = format!("{host}/{repository}");

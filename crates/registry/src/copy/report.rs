@@ -109,10 +109,16 @@ pub enum BlobOutcome {
     Skipped,
 }
 
-/// Live progress of a copy; every method has a no-op default.
+/// Live progress of a copy or a push; every method has a no-op default.
+///
+/// A push reports each layer under its identity in the source (the digest of the layer as the
+/// export names it: its `diff_id`, or a classic archive's v1 id), with the size and bytes read
+/// there, since what it becomes is known only once it is through.
 pub trait Progress: Send + Sync {
+    /// What is happening now, when it is not a blob moving (the Engine preparing an export).
+    fn phase(&self, _what: &str) {}
     fn blob_started(&self, _digest: &Digest, _size: u64) {}
-    /// `bytes` more bytes of this blob went out.
+    /// `bytes` more bytes of this blob went out (for a push: were read).
     fn blob_advanced(&self, _digest: &Digest, _bytes: u64) {}
     fn blob_finished(&self, _digest: &Digest, _size: u64, _outcome: BlobOutcome) {}
     fn manifest_pushed(&self, _target: &str, _digest: &Digest) {}

@@ -21,6 +21,7 @@ use super::hashing::Hasher;
 use super::mount::{self, Presence};
 use super::upload::{Finished, Uploads};
 use crate::client::Repository;
+use crate::copy::{BlobOutcome, Progress};
 use crate::digest::Digest;
 use crate::docker_archive::{ArchiveEntry, ArchiveError, ArchiveReader};
 use crate::error::{Error, Result};
@@ -78,6 +79,14 @@ fn layer_key(path: &str, compression: Compression) -> Option<String> {
     Some(format!("{id}|{}", compression.as_str()))
 }
 
+/// A layer's identity in the archive, for progress: the digest its path names.
+fn layer_id(path: &str) -> Option<Digest> {
+    let hex = path
+        .strip_prefix("blobs/sha256/")
+        .or_else(|| path.strip_suffix("/layer.tar"))?;
+    Digest::parse(&format!("sha256:{hex}")).ok()
+}
+
 /// The cache key of an uncompressed layer by its `diff_id`.
 pub(crate) fn diff_id_key(diff_id: &Digest, compression: Compression) -> String {
     format!("diff:{}|{}", diff_id.hex(), compression.as_str())
@@ -97,6 +106,7 @@ pub(crate) fn push_layers(
     cache: &PushCache,
     handle: &Handle,
     hash_input: bool,
+    progress: Option<&dyn Progress>,
 ) -> Result<Collected> {
     let mut collected = Collected::default();
     let mut uploads = Uploads::new(handle, cache, compression);
@@ -107,6 +117,7 @@ pub(crate) fn push_layers(
         handle,
         hash_input,
         pool: BufferPool::new(),
+        progress,
     };
     let mut failure: Option<Error> = None;
     let outcome = ArchiveReader::new(input).for_each(|entry| {
@@ -156,6 +167,7 @@ struct Layer<'a> {
     handle: &'a Handle,
     hash_input: bool,
     pool: Arc<BufferPool>,
+    progress: Option<&'a dyn Progress>,
 }
 
 impl Layer<'_> {
@@ -170,6 +182,7 @@ impl Layer<'_> {
     ) -> Result<Option<PushedBlob>> {
         let (dst, handle) = (self.dst, self.handle);
         let key = layer_key(&path, self.compression);
+        let shown = self.progress.zip(layer_id(&path));
         if let Some(hit) = key.as_deref().and_then(|k| self.cache.layer(k)) {
             let fate = match handle.block_on(mount::ensure(dst, self.cache, &hit.digest))? {
                 Presence::Present => Some(Fate::Present),
@@ -177,6 +190,13 @@ impl Layer<'_> {
                 Presence::Absent => None,
             };
             if let Some(fate) = fate {
+                if let Some((progress, id)) = &shown {
+                    let outcome = match fate {
+                        Fate::Mounted => BlobOutcome::Mounted,
+                        _ => BlobOutcome::Skipped,
+                    };
+                    progress.blob_finished(id, size, outcome);
+                }
                 // The tar reader skips the unread rest of this entry by itself.
                 return Ok(Some(PushedBlob {
                     blob: hit,
@@ -186,7 +206,14 @@ impl Layer<'_> {
             }
         }
 
-        let mut buffered = BufReader::with_capacity(256 * 1024, reader);
+        if let Some((progress, id)) = &shown {
+            progress.blob_started(id, size);
+        }
+        let mut counted = Counted {
+            inner: reader,
+            shown: shown.as_ref().map(|(p, id)| (*p, id)),
+        };
+        let mut buffered = BufReader::with_capacity(256 * 1024, &mut counted);
         let already = sniff(buffered.fill_buf().map_err(io_error)?);
         let feed = uploads.open(dst);
         let compression = if already.is_some() {
@@ -211,6 +238,9 @@ impl Layer<'_> {
             &self.pool,
         ) {
             Ok(streamed) => {
+                if let Some((progress, id)) = &shown {
+                    progress.blob_finished(id, size, BlobOutcome::Uploaded);
+                }
                 let layer = Finished {
                     size: streamed.size,
                     media_type: already
@@ -227,6 +257,22 @@ impl Layer<'_> {
                 Err(io_error(error))
             }
         }
+    }
+}
+
+/// A layer's reader that shows what it yields as progress.
+struct Counted<'a> {
+    inner: &'a mut dyn Read,
+    shown: Option<(&'a dyn Progress, &'a Digest)>,
+}
+
+impl Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some((progress, id)) = self.shown {
+            progress.blob_advanced(id, n as u64);
+        }
+        Ok(n)
     }
 }
 

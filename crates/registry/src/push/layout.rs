@@ -4,10 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use futures::StreamExt;
 use futures::future::{BoxFuture, try_join_all};
 
 use super::Tally;
 use crate::client::Repository;
+use crate::copy::{BlobOutcome, Progress};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::manifest::{Descriptor, Manifest, descriptor_digest};
@@ -85,13 +89,14 @@ pub(crate) fn push_contents<'a>(
     manifest: &'a Manifest,
     dst: &'a Repository,
     tally: &'a Tally,
+    progress: &'a Option<Arc<dyn Progress>>,
 ) -> BoxFuture<'a, Result<()>> {
     Box::pin(async move {
         if manifest.is_index() {
             try_join_all(manifest.children().iter().map(|desc| async move {
                 let child = read_manifest(dir, desc).await?;
                 if dst.head_manifest(child.digest().as_str()).await?.is_none() {
-                    push_contents(dir, &child, dst, tally).await?;
+                    push_contents(dir, &child, dst, tally, progress).await?;
                     dst.put_manifest(child.digest().as_str(), &child).await?;
                 }
                 Ok::<_, Error>(())
@@ -100,7 +105,7 @@ pub(crate) fn push_contents<'a>(
         } else {
             try_join_all(manifest.blobs().into_iter().map(|desc| async move {
                 let digest = descriptor_digest(desc)?;
-                push_file(dir, &digest, desc.size(), dst, tally).await
+                push_file(dir, &digest, desc.size(), dst, tally, progress).await
             }))
             .await?;
         }
@@ -114,9 +119,13 @@ async fn push_file(
     size: u64,
     dst: &Repository,
     tally: &Tally,
+    progress: &Option<Arc<dyn Progress>>,
 ) -> Result<()> {
     if dst.head_blob(digest).await?.is_some() {
         tally.skipped(size);
+        if let Some(progress) = progress {
+            progress.blob_finished(digest, size, BlobOutcome::Skipped);
+        }
         return Ok(());
     }
     let path = blob_path(dir, digest);
@@ -124,9 +133,21 @@ async fn push_file(
         .await
         .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
     let location = dst.start_upload().await?;
-    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+    if let Some(progress) = progress {
+        progress.blob_started(digest, size);
+    }
+    let shown = progress.clone().map(|p| (p, digest.clone()));
+    let stream = tokio_util::io::ReaderStream::new(file).inspect(move |chunk| {
+        if let (Some((progress, digest)), Ok(chunk)) = (&shown, chunk) {
+            progress.blob_advanced(digest, chunk.len() as u64);
+        }
+    });
     // The registry checks the bytes against the digest in the PUT.
-    dst.finish_upload(location, digest, size, body).await?;
+    dst.finish_upload(location, digest, size, reqwest::Body::wrap_stream(stream))
+        .await?;
     tally.uploaded(size);
+    if let Some(progress) = progress {
+        progress.blob_finished(digest, size, BlobOutcome::Uploaded);
+    }
     Ok(())
 }

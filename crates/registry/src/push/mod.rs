@@ -42,7 +42,7 @@ pub use cache::PushCache;
 pub use compress::Compression;
 
 use crate::client::{Client, Repository, RequestCounters, RequestCounts};
-use crate::copy::{ImmutableTags, TagEntry, TagOutcome};
+use crate::copy::{ImmutableTags, Progress, TagEntry, TagOutcome};
 use crate::digest::Digest;
 use crate::docker::DockerEngine;
 use crate::error::{Error, Result};
@@ -60,6 +60,8 @@ pub struct PushOptions {
     pub engine: Option<DockerEngine>,
     /// The engine's inspect of the image, when the caller already has it.
     pub inspected: Option<crate::docker::ImageInspect>,
+    /// Live progress: what the source is doing, each layer as it is read.
+    pub progress: Option<Arc<dyn Progress>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -166,6 +168,9 @@ pub async fn push(
                     (current, reused.ready, false)
                 }
                 None => {
+                    if let Some(progress) = &options.progress {
+                        progress.phase(&format!("the Docker Engine is exporting {name}…"));
+                    }
                     // The export is read on a blocking thread, straight off the socket.
                     let reader = {
                         let (engine, name) = (engine.clone(), name.clone());
@@ -205,7 +210,7 @@ pub async fn push(
         ImageSource::OciLayout { dir, tag } => {
             let current = tag_digests(heads.await?);
             let manifest = layout::select(dir, tag.as_deref()).await?;
-            layout::push_contents(dir, &manifest, &dst, &tally).await?;
+            layout::push_contents(dir, &manifest, &dst, &tally, &options.progress).await?;
             (current, Ready::of(manifest), true)
         }
     };
@@ -392,8 +397,21 @@ async fn push_archive(
         let dst = dst.clone();
         let cache = options.cache.clone();
         let compression = options.compression;
+        let progress = options.progress.clone();
+        if let Some(progress) = &progress {
+            progress.phase("pushing:");
+        }
         tokio::task::spawn_blocking(move || {
-            archive::push_layers(input, &dst, compression, &cache, &handle, hash_input)
+            let progress = progress.as_deref();
+            archive::push_layers(
+                input,
+                &dst,
+                compression,
+                &cache,
+                &handle,
+                hash_input,
+                progress,
+            )
         })
         .await
         .map_err(|e| Error::Other(format!("the archive reader failed: {e}")))??
