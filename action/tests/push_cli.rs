@@ -214,17 +214,7 @@ async fn push_from_oci_layout_and_docker_archive() {
     let image = LocalImage::build(2, 64).unwrap();
     let archive = tempfile::tempdir().unwrap();
     let tar = archive.path().join("image.tar");
-    let out = Command::new("docker")
-        .args(["save", "-o"])
-        .arg(&tar)
-        .arg(&image.name)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    image.save(&tar).unwrap();
     let source = format!("docker-archive:{}", tar.display());
     let from_file = json(&ferry(
         &stand_in,

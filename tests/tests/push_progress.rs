@@ -70,23 +70,35 @@ fn options(cache: &Arc<PushCache>, progress: &Arc<Recorded>) -> PushOptions {
     }
 }
 
+/// Pushes `source` to `repository` of `registry` with no cache, and returns what it showed.
+async fn shown_by_one_push(
+    registry: &TestRegistry,
+    source: &ImageSource,
+    repository: &str,
+) -> (Vec<String>, HashMap<Digest, u64>) {
+    let destination = Reference::parse(&format!("{}/{repository}", registry.host())).unwrap();
+    let (cache, progress) = (
+        Arc::new(PushCache::disabled()),
+        Arc::new(Recorded::default()),
+    );
+    push(
+        &common::client(),
+        source,
+        &destination,
+        &options(&cache, &progress),
+    )
+    .await
+    .unwrap();
+    progress.take()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_docker_save_file_shows_each_layer_then_skips_it() {
     let registry = TestRegistry::anonymous().await.unwrap();
     let image = LocalImage::build(2, 96).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let tar = dir.path().join("image.tar");
-    let out = std::process::Command::new("docker")
-        .args(["save", "-o"])
-        .arg(&tar)
-        .arg(&image.name)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    image.save(&tar).unwrap();
     let source = ImageSource::DockerArchive { path: tar };
     let destination = Reference::parse(&format!("{}/progress/app", registry.host())).unwrap();
     let cache = Arc::new(PushCache::open(Some(dir.path().join("cache.json"))));
@@ -141,18 +153,7 @@ async fn an_oci_layout_shows_each_blob() {
         dir: dir.path().to_path_buf(),
         tag: Some("v1".into()),
     };
-    let destination = Reference::parse(&format!("{}/progress/oci", registry.host())).unwrap();
-    let cache = Arc::new(PushCache::disabled());
-    let progress = Arc::new(Recorded::default());
-    push(
-        &common::client(),
-        &source,
-        &destination,
-        &options(&cache, &progress),
-    )
-    .await
-    .unwrap();
-    let (events, advanced) = progress.take();
+    let (events, advanced) = shown_by_one_push(&registry, &source, "progress/oci").await;
     for blob in &built.blobs {
         let id = Digest::parse(&blob.digest).unwrap();
         let size = blob.size();
@@ -175,18 +176,7 @@ async fn an_engine_image_says_the_engine_is_exporting_first() {
     let source = ImageSource::Daemon {
         name: image.name.clone(),
     };
-    let destination = Reference::parse(&format!("{}/progress/engine", registry.host())).unwrap();
-    let cache = Arc::new(PushCache::disabled());
-    let progress = Arc::new(Recorded::default());
-    push(
-        &common::client(),
-        &source,
-        &destination,
-        &options(&cache, &progress),
-    )
-    .await
-    .unwrap();
-    let (events, _) = progress.take();
+    let (events, _) = shown_by_one_push(&registry, &source, "progress/engine").await;
     assert_eq!(
         events[..2],
         [

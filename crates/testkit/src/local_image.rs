@@ -59,6 +59,19 @@ impl LocalImage {
         Ok(LocalImage { name, id })
     }
 
+    /// `docker save`s the image to `path` (a `docker-archive:` file).
+    pub fn save(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let out = Command::new("docker")
+            .args(["save", "-o"])
+            .arg(path)
+            .arg(&self.name)
+            .output()?;
+        if !out.status.success() {
+            bail!("docker save: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+
     /// The 12-digit short ID `docker images` shows.
     pub fn short_id(&self) -> String {
         let hex = self.id.trim_start_matches("sha256:");
