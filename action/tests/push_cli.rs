@@ -365,21 +365,34 @@ async fn push_to_a_plain_registry_without_aws() {
     );
 }
 
+/// A registry, a ferry cache and a scratch directory for a containerd-store export of a
+/// two-platform image (three layers each, the first shared) built from `seed`.
+async fn containerd_rig(
+    seed: u64,
+) -> (
+    ferry_testkit::TestRegistry,
+    tempfile::TempDir,
+    tempfile::TempDir,
+    ferry_testkit::BuiltImage,
+) {
+    let image = ferry_testkit::build(&ImageSpec {
+        shared_layers: 1,
+        layers: 3,
+        seed,
+        ..ImageSpec::new(&["linux/amd64", "linux/arm64"])
+    })
+    .unwrap();
+    let registry = ferry_testkit::TestRegistry::anonymous().await.unwrap();
+    let (cache, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    (registry, cache, dir, image)
+}
+
 /// What the containerd image store exports goes up with its own manifests: the local image's
 /// digests, a multi-platform index whole — or, when the Engine lacks a platform's layers, the
 /// default platform's image alone, with a note naming what was left out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_a_containerd_store_export_keeps_its_digests() {
-    let registry = ferry_testkit::TestRegistry::anonymous().await.unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let image = ferry_testkit::build(&ImageSpec {
-        shared_layers: 1,
-        layers: 3,
-        seed: 31,
-        ..ImageSpec::new(&["linux/amd64", "linux/arm64"])
-    })
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let (registry, cache, dir, image) = containerd_rig(31).await;
     let name = "docker.io/library/app:1";
     let push = |file: &Path, tag: &str| {
         cli::command(env!("CARGO_BIN_EXE_ferry"), cache.path(), None)
@@ -436,14 +449,7 @@ async fn push_a_containerd_store_export_keeps_its_digests() {
 /// a new repository, where the images must go up first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_from_a_containerd_store_engine_then_warm() {
-    let registry = ferry_testkit::TestRegistry::anonymous().await.unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let image = ferry_testkit::build(&ImageSpec {
-        seed: 32,
-        ..ImageSpec::new(&["linux/amd64", "linux/arm64"])
-    })
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let (registry, cache, dir, image) = containerd_rig(32).await;
     let export = dir.path().join("export.tar");
     ferry_testkit::write_containerd_export(
         &image,

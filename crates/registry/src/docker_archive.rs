@@ -13,6 +13,8 @@ use std::io::{self, BufRead, BufReader, Cursor, Read};
 
 use serde::{Deserialize, Deserializer};
 
+use crate::digest::Digest;
+
 /// JSON files are configs and manifests: a few KiB, and never near this.
 pub const JSON_LIMIT: u64 = 16 * 1024 * 1024;
 
@@ -249,6 +251,17 @@ fn read_json(path: &str, size: u64, reader: impl Read) -> Result<Vec<u8>, Archiv
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     reader.take(JSON_LIMIT).read_to_end(&mut bytes)?;
     Ok(bytes)
+}
+
+/// Where an OCI-shaped export keeps the blob `digest`: `blobs/<algorithm>/<hex>`.
+pub fn blob_path(digest: &Digest) -> String {
+    format!("blobs/{}/{}", digest.algorithm(), digest.hex())
+}
+
+/// The digest an OCI-shaped export's blob path names, if `path` is one.
+pub fn blob_digest(path: &str) -> Option<Digest> {
+    let hex = path.strip_prefix("blobs/sha256/")?;
+    Digest::parse(&format!("sha256:{hex}")).ok()
 }
 
 /// An archive path as this module reports it: relative, no `.`/`..`/empty components. Paths in

@@ -67,24 +67,37 @@ pub(crate) enum Fate {
     Mounted,
 }
 
-/// The cache key of a layer: what identifies it in an archive before its data is read.
-fn layer_key(path: &str, compression: Compression) -> Option<String> {
-    let id = if let Some(hex) = path.strip_prefix("blobs/sha256/") {
-        format!("diff:{hex}")
-    } else if let Some(v1) = path.strip_suffix("/layer.tar") {
-        format!("v1:{v1}")
-    } else {
-        return None;
-    };
-    Some(format!("{id}|{}", compression.as_str()))
+/// What identifies a layer in an archive before its data is read: an OCI-shaped export's
+/// `blobs/sha256/<diff_id>` or a classic archive's `<v1 id>/layer.tar`.
+enum LayerName<'a> {
+    Blob(Digest),
+    V1(&'a str),
 }
 
-/// A layer's identity in the archive, for progress: the digest its path names.
-fn layer_id(path: &str) -> Option<Digest> {
-    let hex = path
-        .strip_prefix("blobs/sha256/")
-        .or_else(|| path.strip_suffix("/layer.tar"))?;
-    Digest::parse(&format!("sha256:{hex}")).ok()
+impl<'a> LayerName<'a> {
+    fn of(path: &'a str) -> Option<Self> {
+        if path.starts_with("blobs/") {
+            crate::docker_archive::blob_digest(path).map(LayerName::Blob)
+        } else {
+            path.strip_suffix("/layer.tar").map(LayerName::V1)
+        }
+    }
+
+    /// The cache key of the layer, compressed as `compression`.
+    fn key(&self, compression: Compression) -> String {
+        match self {
+            LayerName::Blob(digest) => diff_id_key(digest, compression),
+            LayerName::V1(id) => format!("v1:{id}|{}", compression.as_str()),
+        }
+    }
+
+    /// The digest progress shows the layer by (a v1 id is a sha256 too).
+    fn shown_as(&self) -> Option<Digest> {
+        match self {
+            LayerName::Blob(digest) => Some(digest.clone()),
+            LayerName::V1(id) => Digest::parse(&format!("sha256:{id}")).ok(),
+        }
+    }
 }
 
 /// The cache key of an uncompressed layer by its `diff_id`.
@@ -181,8 +194,11 @@ impl Layer<'_> {
         uploads: &mut Uploads<'_>,
     ) -> Result<Option<PushedBlob>> {
         let (dst, handle) = (self.dst, self.handle);
-        let key = layer_key(&path, self.compression);
-        let shown = self.progress.zip(layer_id(&path));
+        let name = LayerName::of(&path);
+        let key = name.as_ref().map(|n| n.key(self.compression));
+        let shown = self
+            .progress
+            .zip(name.as_ref().and_then(LayerName::shown_as));
         if let Some(hit) = key.as_deref().and_then(|k| self.cache.layer(k)) {
             let fate = match handle.block_on(mount::ensure(dst, self.cache, &hit.digest))? {
                 Presence::Present => Some(Fate::Present),

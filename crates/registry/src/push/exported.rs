@@ -24,6 +24,7 @@ use super::Ready;
 use super::archive::Collected;
 use crate::client::Repository;
 use crate::digest::Digest;
+use crate::docker_archive::{SaveManifest, blob_digest, blob_path, normalize_path};
 use crate::error::{Error, Result};
 use crate::manifest::{Descriptor, Manifest, Platform, descriptor_digest};
 use crate::media_type::OCI_INDEX;
@@ -48,77 +49,59 @@ pub(super) struct Exported {
 
 /// The export's own manifests for `wanted` (the image as the user named it), if they can go up
 /// as they are.
-pub(super) fn select(collected: &Collected, wanted: Option<&str>) -> Result<Option<Exported>> {
-    let Some(raw) = collected.jsons.get("index.json") else {
-        return Ok(None);
-    };
-    let Ok(index) = Manifest::from_raw(Bytes::copy_from_slice(raw), Some(OCI_INDEX)) else {
-        return Ok(None);
-    };
-    let Some(entry) = entry_for(index.children(), wanted) else {
-        return Ok(None);
-    };
-    let Some(top) = manifest_at(collected, entry) else {
-        return Ok(None);
-    };
+pub(super) fn select(collected: &Collected, wanted: Option<&str>) -> Option<Exported> {
+    let raw = collected.jsons.get("index.json")?;
+    let index = Manifest::from_raw(Bytes::copy_from_slice(raw), Some(OCI_INDEX)).ok()?;
+    let top = manifest_at(collected, entry_for(index.children(), wanted)?)?;
     if !top.is_index() {
-        return Ok(Image::check(collected, &top).map(|image| Exported {
-            size: image.size,
-            json_blobs: image.json_blobs.into_iter().collect(),
-            top,
-            children: Vec::new(),
-            note: None,
-        }));
+        let image = Image::check(collected, &top)?;
+        return Some(Exported::single(top, image, None));
     }
 
-    let mut children = Vec::new();
-    let mut json_blobs = HashMap::new();
-    let mut size = 0;
-    let (mut complete, mut left_out) = (true, Vec::new());
-    for desc in top.children() {
-        let child = manifest_at(collected, desc).filter(|m| !m.is_index());
-        match child.as_ref().and_then(|m| Image::check(collected, m)) {
-            Some(image) => {
+    // Each image of the index, with what it needs if the export holds all of it.
+    let images: Vec<(&Descriptor, Option<Manifest>, Option<Image>)> = top
+        .children()
+        .iter()
+        .map(|desc| {
+            let child = manifest_at(collected, desc).filter(|m| !m.is_index());
+            let image = child.as_ref().and_then(|m| Image::check(collected, m));
+            (desc, child, image)
+        })
+        .collect();
+    if images.iter().all(|(_, _, image)| image.is_some()) {
+        let (mut children, mut json_blobs, mut size) = (Vec::new(), HashMap::new(), 0);
+        for (_, child, image) in images {
+            if let (Some(child), Some(image)) = (child, image) {
                 size += image.size;
                 json_blobs.extend(image.json_blobs);
-            }
-            None => {
-                complete = false;
-                // An attestation goes with its image; only platforms are worth naming.
-                if !is_attestation(desc) {
-                    left_out.push(platform_name(desc));
-                }
+                children.push(child);
             }
         }
-        children.extend(child);
-    }
-    if complete {
-        return Ok(Some(Exported {
+        return Some(Exported {
             top,
             children,
             json_blobs: json_blobs.into_iter().collect(),
             size,
             note: None,
-        }));
+        });
     }
-    // The Engine's default platform, which `manifest.json` describes, alone.
-    let Some(default) = default_config(collected) else {
-        return Ok(None);
-    };
-    let chosen = children.into_iter().find(|m| {
-        m.config()
-            .and_then(|c| descriptor_digest(c).ok())
-            .is_some_and(|c| c == default)
-    });
-    let Some(chosen) = chosen else {
-        return Ok(None);
-    };
-    let platform = top
-        .children()
+
+    // The Engine's default platform, which `manifest.json` describes, alone. An attestation
+    // goes with its image; only platforms are worth naming as left out.
+    let left_out: Vec<String> = images
         .iter()
-        .find(|d| d.digest().as_ref() as &str == chosen.digest().as_str())
-        .map(platform_name)
-        .unwrap_or_else(|| "default".to_string());
+        .filter(|(desc, _, image)| image.is_none() && !is_attestation(desc))
+        .map(|(desc, _, _)| platform_name(desc))
+        .collect();
+    let default = default_config(collected)?;
+    let (desc, chosen, image) = images.into_iter().find(|(_, child, image)| {
+        image.is_some()
+            && child
+                .as_ref()
+                .and_then(|m| m.config())
+                .and_then(|c| descriptor_digest(c).ok())
+                .is_some_and(|c| c == default)
+    })?;
     let missing = if left_out.is_empty() {
         "its attestations".to_string()
     } else {
@@ -126,16 +109,23 @@ pub(super) fn select(collected: &Collected, wanted: Option<&str>) -> Result<Opti
     };
     let note = format!(
         "the image is a multi-platform index ({}), but the Docker Engine holds no content for \
-         {missing}: pushed its {platform} image alone, not the index",
-        top.digest()
+         {missing}: pushed its {} image alone, not the index",
+        top.digest(),
+        platform_name(desc)
     );
-    Ok(Image::check(collected, &chosen).map(|image| Exported {
-        top: chosen,
-        children: Vec::new(),
-        json_blobs: image.json_blobs.into_iter().collect(),
-        size: image.size,
-        note: Some(note),
-    }))
+    Some(Exported::single(chosen?, image?, Some(note)))
+}
+
+impl Exported {
+    fn single(top: Manifest, image: Image, note: Option<String>) -> Exported {
+        Exported {
+            top,
+            children: Vec::new(),
+            json_blobs: image.json_blobs.into_iter().collect(),
+            size: image.size,
+            note,
+        }
+    }
 }
 
 /// Pushes what an export's own manifests need beyond its layers (which are in): the blobs
@@ -206,16 +196,9 @@ fn is_attestation(d: &Descriptor) -> bool {
 
 fn platform_name(d: &Descriptor) -> String {
     match Platform::of(d) {
-        Some(p) => match p.variant {
-            Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
-            None => format!("{}/{}", p.os, p.architecture),
-        },
+        Some(platform) => platform.to_string(),
         None => format!("the image {}", d.digest().as_ref() as &str),
     }
-}
-
-fn blob_path(digest: &Digest) -> String {
-    format!("blobs/{}/{}", digest.algorithm(), digest.hex())
 }
 
 /// The manifest `desc` names, held whole by the reader, if its bytes are what it claims.
@@ -232,11 +215,9 @@ fn manifest_at(collected: &Collected, desc: &Descriptor) -> Option<Manifest> {
 
 /// The config digest of the image `manifest.json` describes (its first entry).
 fn default_config(collected: &Collected) -> Option<Digest> {
-    let entries: Vec<crate::docker_archive::SaveManifest> =
+    let entries: Vec<SaveManifest> =
         serde_json::from_slice(collected.jsons.get("manifest.json")?).ok()?;
-    let path = crate::docker_archive::normalize_path(&entries.first()?.config);
-    let hex = path.strip_prefix("blobs/sha256/")?;
-    Digest::parse(&format!("sha256:{hex}")).ok()
+    blob_digest(&normalize_path(&entries.first()?.config))
 }
 
 /// A single-platform manifest whose every blob is accounted for.
@@ -340,7 +321,7 @@ mod tests {
     #[test]
     fn an_export_whose_layers_went_up_as_they_are_keeps_its_manifest() {
         let (collected, manifest) = export(&["docker.io/library/app:1"], false);
-        let exported = select(&collected, Some("app:1")).unwrap().unwrap();
+        let exported = select(&collected, Some("app:1")).unwrap();
         assert_eq!(exported.top.raw().as_ref(), manifest.as_slice());
         assert!(exported.children.is_empty() && exported.note.is_none());
         // The config was held whole and still has to go up.
@@ -352,7 +333,7 @@ mod tests {
     fn layers_ferry_compressed_mean_a_rebuilt_manifest() {
         // The classic store's OCI-shaped export: uncompressed layers, compressed here.
         let (collected, _) = export(&["docker.io/library/app:1"], true);
-        assert!(select(&collected, Some("app:1")).unwrap().is_none());
+        assert!(select(&collected, Some("app:1")).is_none());
     }
 
     #[test]
@@ -361,17 +342,13 @@ mod tests {
             &["docker.io/library/app:1", "docker.io/library/app:2"],
             false,
         );
-        assert!(select(&collected, Some("app:2")).unwrap().is_some());
-        assert!(
-            select(&collected, Some("docker.io/library/app:1"))
-                .unwrap()
-                .is_some()
-        );
+        assert!(select(&collected, Some("app:2")).is_some());
+        assert!(select(&collected, Some("docker.io/library/app:1")).is_some());
         // Two entries and no name: nothing to go by (the caller falls back to manifest.json).
-        assert!(select(&collected, None).unwrap().is_none());
-        assert!(select(&collected, Some("other:1")).unwrap().is_none());
+        assert!(select(&collected, None).is_none());
+        assert!(select(&collected, Some("other:1")).is_none());
         let (collected, _) = export(&["docker.io/library/app:latest"], false);
-        assert!(select(&collected, Some("app")).unwrap().is_some());
-        assert!(select(&collected, None).unwrap().is_some());
+        assert!(select(&collected, Some("app")).is_some());
+        assert!(select(&collected, None).is_some());
     }
 }

@@ -419,7 +419,7 @@ async fn push_archive(
     for pushed in collected.blobs.values() {
         tally.count(pushed);
     }
-    if let Some(exported) = exported::select(&collected, wanted)? {
+    if let Some(exported) = exported::select(&collected, wanted) {
         return exported::push(dst, exported).await;
     }
 
