@@ -46,7 +46,8 @@ pub enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct RegistryArgs {
     /// Talk plain HTTP (no TLS) to this registry host (`host` or `host:port`). Repeatable.
-    /// Loopback registries (localhost, 127.0.0.0/8, [::1]) always use plain HTTP.
+    /// Not needed for loopback registries (localhost, 127.0.0.0/8, [::1]): ferry asks them
+    /// whether they speak TLS on first contact and uses plain HTTP where they do not.
     #[arg(long = "insecure", value_name = "HOST")]
     pub insecure: Vec<String>,
 

@@ -204,10 +204,10 @@ impl Client {
         &self.inner.retry
     }
 
+    /// Hosts named insecure. A loopback host without that mark starts as `https://` and is
+    /// asked which it speaks on its first request (see `transport::loopback`).
     fn is_plain_http(&self, host: &str) -> bool {
-        self.inner.insecure.contains(host)
-            || self.inner.insecure.contains(strip_port(host))
-            || is_loopback_host(host)
+        self.inner.insecure.contains(host) || self.inner.insecure.contains(strip_port(host))
     }
 }
 
@@ -221,7 +221,8 @@ fn strip_port(host: &str) -> &str {
     }
 }
 
-/// Loopback registries are test rigs and local mirrors: TLS there only gets in the way.
+/// Loopback registries may speak either protocol, so they are asked (docker tries HTTPS first
+/// there and falls back to HTTP).
 pub fn is_loopback_host(host: &str) -> bool {
     let name = strip_port(host);
     name == "localhost"
@@ -398,6 +399,7 @@ impl Repository {
         let replayable = !matches!(request.body, Body::Stream(_));
         let mut attempt = 1;
         let mut reauthenticated = false;
+        inner.transport.settle_scheme(&mut request.url).await;
         loop {
             let generation = inner.authorizer.generation(&self.host);
             let auth = inner
@@ -511,7 +513,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn loopback_hosts_use_plain_http() {
+    fn loopback_hosts_are_recognised() {
         for host in [
             "localhost",
             "localhost:5000",
