@@ -231,7 +231,7 @@ impl Layer<'_> {
         };
         let mut buffered = BufReader::with_capacity(256 * 1024, &mut counted);
         let already = sniff(buffered.fill_buf().map_err(io_error)?);
-        let feed = uploads.open(dst);
+        let mut feed = uploads.open(dst);
         let compression = if already.is_some() {
             None
         } else {

@@ -27,6 +27,7 @@ mod hashing;
 mod layout;
 mod mount;
 mod rebuilt;
+mod spool;
 #[cfg(test)]
 mod tests;
 mod upload;

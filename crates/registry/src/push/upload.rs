@@ -8,8 +8,10 @@
 //! while it compresses the next.
 //!
 //! Memory: the compressed chunks waiting to be sent count against one budget for all uploads
-//! ([`QUEUED_BYTES`]); reading waits while it is spent. Beyond it, each upload may hold the rest
-//! of one 1 MiB gzip member (its chunks are slices of it) and its hasher's queue.
+//! ([`QUEUED_BYTES`]). When it is spent, chunks go to a bounded spool on disk ([`super::spool`])
+//! so that reading runs ahead of slow uploads; only when that is full too does reading wait.
+//! Beyond it, each upload may hold the rest of one 1 MiB gzip member (its chunks are slices of
+//! it) and its hasher's queue.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -24,12 +26,14 @@ use super::archive::{Fate, PushedBlob, diff_id_key};
 use super::cache::{CachedBlob, PushCache};
 use super::compress::{CHUNK, Compression};
 use super::hashing::PendingDigest;
+use super::spool::{Queued, SPOOL_BYTES, SpoolWriter, read_back};
 use crate::client::Repository;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
-/// Layer uploads at once.
-const UPLOADS_IN_FLIGHT: usize = 4;
+/// Layer uploads at once, each on its own connection: as many as a copy's default budget of blob
+/// transfers ([`crate::copy::Budget`]).
+const UPLOADS_IN_FLIGHT: usize = 8;
 /// Compressed bytes read ahead of the uploads, all layers together.
 const QUEUED_BYTES: usize = 32 * 1024 * 1024;
 
@@ -57,15 +61,17 @@ pub(crate) struct Uploads<'a> {
     cache: &'a PushCache,
     compression: Compression,
     budget: Arc<Semaphore>,
+    spool: Arc<Semaphore>,
     started: VecDeque<Started>,
 }
 
 /// The sending end of one upload, for the thread that compresses the layer.
 pub(crate) struct Feed {
-    chunks: mpsc::UnboundedSender<(Bytes, tokio::sync::OwnedSemaphorePermit)>,
+    chunks: mpsc::UnboundedSender<Queued>,
     digest: oneshot::Sender<PendingDigest>,
     task: JoinHandle<Result<Option<Digest>>>,
     budget: Arc<Semaphore>,
+    spool: SpoolWriter,
 }
 
 impl<'a> Uploads<'a> {
@@ -75,6 +81,7 @@ impl<'a> Uploads<'a> {
             cache,
             compression,
             budget: Arc::new(Semaphore::new(QUEUED_BYTES)),
+            spool: Arc::new(Semaphore::new(SPOOL_BYTES)),
             started: VecDeque::new(),
         }
     }
@@ -83,7 +90,10 @@ impl<'a> Uploads<'a> {
     pub fn open(&self, dst: &Repository) -> Feed {
         let (chunks, rx) = mpsc::unbounded_channel();
         let (digest, digest_rx) = oneshot::channel::<PendingDigest>();
-        let body = reqwest::Body::wrap_stream(ChunkStream(rx));
+        let body = reqwest::Body::wrap_stream(ChunkStream {
+            queue: rx,
+            spooled: None,
+        });
         let dst = dst.clone();
         let task = self.handle.spawn(async move {
             let location = dst.start_upload().await?;
@@ -105,6 +115,7 @@ impl<'a> Uploads<'a> {
             digest,
             task,
             budget: self.budget.clone(),
+            spool: SpoolWriter::new(self.spool.clone()),
         }
     }
 
@@ -194,15 +205,25 @@ impl<'a> Uploads<'a> {
 }
 
 impl Feed {
-    /// Queues a chunk for the upload, once the budget has room for it. Fails when the upload
-    /// has stopped (it failed), which stops the compression.
-    pub fn send(&self, handle: &Handle, chunk: Bytes) -> io::Result<()> {
+    /// Queues a chunk for the upload: in memory if the budget has room, else in the spool if
+    /// it has, else in memory once the budget has room. Fails when the upload has stopped (it
+    /// failed), which stops the compression.
+    pub fn send(&mut self, handle: &Handle, chunk: Bytes) -> io::Result<()> {
         let share = u32::try_from(chunk.len().min(CHUNK)).unwrap_or(u32::MAX);
-        let permit = handle
-            .block_on(self.budget.clone().acquire_many_owned(share))
-            .map_err(io::Error::other)?;
+        let queued = match self.budget.clone().try_acquire_many_owned(share) {
+            Ok(permit) => Queued::Memory(chunk, permit),
+            Err(_) => match self.spool.write(&chunk) {
+                Some(spooled) => spooled,
+                None => {
+                    let permit = handle
+                        .block_on(self.budget.clone().acquire_many_owned(share))
+                        .map_err(io::Error::other)?;
+                    Queued::Memory(chunk, permit)
+                }
+            },
+        };
         self.chunks
-            .send((chunk, permit))
+            .send(queued)
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))
     }
 
@@ -222,8 +243,12 @@ fn join(handle: &Handle, task: JoinHandle<Result<Option<Digest>>>) -> Result<Opt
 }
 
 /// An upload's body: its chunks as the compressing thread queues them. A chunk's share of the
-/// budget is given back as the HTTP client takes it.
-struct ChunkStream(mpsc::UnboundedReceiver<(Bytes, tokio::sync::OwnedSemaphorePermit)>);
+/// in-memory budget is given back as the HTTP client takes it; its share of the spool only when
+/// the upload ends, since the layer's spool file keeps its bytes until then.
+struct ChunkStream {
+    queue: mpsc::UnboundedReceiver<Queued>,
+    spooled: Option<tokio::sync::OwnedSemaphorePermit>,
+}
 
 impl futures::Stream for ChunkStream {
     type Item = io::Result<Bytes>;
@@ -232,8 +257,22 @@ impl futures::Stream for ChunkStream {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        self.0
-            .poll_recv(cx)
-            .map(|next| next.map(|(chunk, _share)| Ok(chunk)))
+        self.queue.poll_recv(cx).map(|next| {
+            next.map(|queued| match queued {
+                Queued::Memory(chunk, _share) => Ok(chunk),
+                Queued::Spooled {
+                    file,
+                    offset,
+                    len,
+                    share,
+                } => {
+                    match &mut self.spooled {
+                        Some(held) => held.merge(share),
+                        None => self.spooled = Some(share),
+                    }
+                    read_back(&file, offset, len)
+                }
+            })
+        })
     }
 }
