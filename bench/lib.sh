@@ -33,7 +33,7 @@ BENCH_NAME=bench
 BENCH_WORK=
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=
-declare -A REG_HOST=() REG_DIR=() REG_PID=()
+declare -A REG_HOST=() REG_DIR=() REG_PID=() REG_OUT=()
 BENCH_REGS=()
 BENCH_ISOLATE=none # how skopeo's blob-info cache is isolated: bind | xdg | none
 BENCH_SKOPEO_CACHE=
@@ -92,11 +92,13 @@ bench_build() {
   [[ -x $BIN/ferry && -x $BIN/ferry-testkit ]] || bench_die "no ferry / ferry-testkit in $BIN"
 }
 
-# Starts `ferry-testkit registry --dir WORK/NAME` in the background and waits for `host=`.
-bench_start_registry() { # $1: name
+# Starts `ferry-testkit registry --dir WORK/NAME [ARGS...]` in the background and waits for
+# `host=`; its other output lines (`ca=`, `certdir=`, `direct=`) are in REG_OUT[name].
+bench_start_registry() { # $1: name, then extra `ferry-testkit registry` arguments
   local name=$1 dir=$BENCH_WORK/$1 host= _
+  shift
   mkdir -p "$dir"
-  "$BIN/ferry-testkit" registry --dir "$dir" >"$dir.out" 2>"$dir.err" &
+  "$BIN/ferry-testkit" registry --dir "$dir" "$@" >"$dir.out" 2>"$dir.err" &
   REG_PID[$name]=$!
   BENCH_REGS+=("$name")
   for _ in $(seq 300); do
@@ -111,6 +113,12 @@ bench_start_registry() { # $1: name
   fi
   REG_HOST[$name]=$host
   REG_DIR[$name]=$dir
+  REG_OUT[$name]=$dir.out
+}
+
+# The value of `KEY=` in registry NAME's start-up output.
+bench_reg_info() { # $1: name, $2: key
+  sed -n "s/^$2=//p" "${REG_OUT[$1]}" | head -n 1
 }
 
 # Stops registry NAME (started with bench_start_registry) and no longer counts its requests; its
@@ -313,4 +321,41 @@ bench_ratio() {
 # "ok" / "missed" for value <= limit (information only).
 bench_check() {
   awk -v v="$1" -v l="$2" 'BEGIN { if (v == "n/a") print "n/a"; else print (v + 0 <= l + 0 ? "ok" : "MISSED") }'
+}
+
+# Builds a Docker Engine image for the push benchmarks and removes it when the script exits:
+# FROM scratch, LAYERS × LAYER_MIB MiB of random data (seeded), one COPY per layer, every file
+# with its own fixed mtime (fuse-overlayfs diffs by size + mtime), and a unique label so no build
+# cache is shared with anything else. Sets IMG (name:tag) and IMAGE_ID.
+bench_docker_image() { # $1 layers, $2 MiB per layer, $3 seed
+  local layers=$1 mib=$2 seed=$3 unique=$$-$RANDOM$RANDOM ctx=$BENCH_WORK/image i n
+  IMG=ferry-bench-$BENCH_NAME:$unique
+  IMAGE_ID=
+  # shellcheck disable=SC2016 # expanded at exit (removes every tag of the image too)
+  bench_on_cleanup 'if [[ -n $IMAGE_ID ]]; then
+    docker rmi -f "$IMAGE_ID" >/dev/null 2>&1 || bench_log "warning: docker rmi $IMAGE_ID failed"
+  else
+    docker rmi -f "$IMG" >/dev/null 2>&1 || true # interrupted during the build
+  fi'
+  mkdir -p "$ctx"
+  bench_log "building $IMG ($layers layers × $mib MiB, random, seed $seed)…"
+  {
+    echo "FROM scratch"
+    echo "LABEL ferry.bench=$BENCH_NAME-$unique"
+  } >"$ctx/Dockerfile"
+  for ((i = 1; i <= layers; i++)); do
+    # A seeded AES-CTR keystream: random-looking (incompressible), the same for the same seed.
+    { openssl enc -aes-128-ctr -nosalt -K "$(printf '%032x' "$((seed * 1000 + i))")" \
+      -iv 00000000000000000000000000000000 </dev/zero 2>/dev/null || true; } \
+      | head -c "$((mib * 1048576))" >"$ctx/layer$i.bin"
+    touch -d "@$((1577836800 + i * 3600))" "$ctx/layer$i.bin"
+    echo "COPY layer$i.bin /data/layer$i.bin" >>"$ctx/Dockerfile"
+  done
+  touch -d @1577836800 "$ctx/Dockerfile"
+  DOCKER_BUILDKIT=0 docker build -q -t "$IMG" "$ctx" >"$BENCH_WORK/build.out" 2>"$BENCH_WORK/build.err" \
+    || { cat "$BENCH_WORK/build.err" >&2; bench_die "docker build failed"; }
+  IMAGE_ID=$(docker image inspect -f '{{.Id}}' "$IMG")
+  rm -rf "$ctx"
+  n=$(docker image inspect -f '{{len .RootFS.Layers}}' "$IMG")
+  bench_log "image $IMAGE_ID ($n layers)"
 }

@@ -99,39 +99,8 @@ start_registry shared
 SHARED=${REG_HOST[shared]}
 
 # ---- the image ---------------------------------------------------------------------------------
-UNIQUE=$$-$RANDOM$RANDOM
-IMG=ferry-bench-push:$UNIQUE
-IMAGE_ID=
-# shellcheck disable=SC2016 # expanded at exit (removes every tag of the image too)
-bench_on_cleanup 'if [[ -n $IMAGE_ID ]]; then
-  docker rmi -f "$IMAGE_ID" >/dev/null 2>&1 || bench_log "warning: docker rmi $IMAGE_ID failed"
-else
-  docker rmi -f "$IMG" >/dev/null 2>&1 || true # interrupted during the build
-fi'
-
-ctx=$BENCH_WORK/image
-mkdir -p "$ctx"
 bench_log "shared registry $SHARED, work dir $BENCH_WORK"
-bench_log "building $IMG ($LAYERS layers × $LAYER_MIB MiB, random, seed $SEED)…"
-{
-  echo "FROM scratch"
-  echo "LABEL ferry.bench=push-$UNIQUE"
-} >"$ctx/Dockerfile"
-for ((i = 1; i <= LAYERS; i++)); do
-  # A seeded AES-CTR keystream: random-looking (incompressible), the same for the same SEED.
-  { openssl enc -aes-128-ctr -nosalt -K "$(printf '%032x' "$((SEED * 1000 + i))")" \
-    -iv 00000000000000000000000000000000 </dev/zero 2>/dev/null || true; } \
-    | head -c "$((LAYER_MIB * 1048576))" >"$ctx/layer$i.bin"
-  touch -d "@$((1577836800 + i * 3600))" "$ctx/layer$i.bin"
-  echo "COPY layer$i.bin /data/layer$i.bin" >>"$ctx/Dockerfile"
-done
-touch -d @1577836800 "$ctx/Dockerfile"
-DOCKER_BUILDKIT=0 docker build -q -t "$IMG" "$ctx" >"$BENCH_WORK/build.out" 2>"$BENCH_WORK/build.err" \
-  || { cat "$BENCH_WORK/build.err" >&2; bench_die "docker build failed"; }
-IMAGE_ID=$(docker image inspect -f '{{.Id}}' "$IMG")
-rm -rf "$ctx"
-nlayers=$(docker image inspect -f '{{len .RootFS.Layers}}' "$IMG")
-bench_log "image $IMAGE_ID ($nlayers layers)"
+bench_docker_image "$LAYERS" "$LAYER_MIB" "$SEED" # sets IMG, IMAGE_ID
 
 # ---- runs --------------------------------------------------------------------------------------
 push_cmd() { # $1 tool, $2 host, $3 repository (ferry's cache dir: FERRY_CACHE_DIR, set by run)
