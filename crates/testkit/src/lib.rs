@@ -17,8 +17,11 @@ pub mod push;
 pub mod registry;
 mod server;
 pub mod skopeo;
+pub mod tls;
 pub mod token;
 mod util;
+pub mod wan;
+pub mod wan_registry;
 
 pub use ecr::EcrStandIn;
 pub use engine_export::{ContainerdEngine, write_containerd_export};
@@ -29,6 +32,8 @@ pub use image::{
 pub use local_image::LocalImage;
 pub use moto::MotoServer;
 pub use proxy::{Fault, FaultAction, FaultProxy, Recorded};
-pub use registry::{RegistryAuth, RegistryOptions, TestRegistry};
+pub use registry::{RegistryAuth, RegistryOptions, TestRegistry, TlsOptions};
 pub use skopeo::sha256_digest;
 pub use token::{TokenConfig, TokenIssuer, TokenRequest};
+pub use wan::{WanConfig, WanProxy, WanStats};
+pub use wan_registry::WanRegistry;
