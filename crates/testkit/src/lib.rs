@@ -1,6 +1,7 @@
-//! Test rig for ecr-ferry: real `docker-registry` processes, a distribution token issuer, a
-//! fault-injecting reverse proxy, reproducible image builders, skopeo helpers, and a local
-//! stand-in for Amazon ECR (moto for the API, a registry for the data plane).
+//! Test rig for ecr-ferry: real `docker-registry` processes (plain or TLS with a test CA), a
+//! distribution token issuer, a fault-injecting reverse proxy, a WAN-emulating TCP proxy,
+//! reproducible image builders, skopeo helpers, and a local stand-in for Amazon ECR (moto for the
+//! API, a registry for the data plane).
 //!
 //! Deliberately independent of `ferry-registry`: this is the yardstick ferry is measured
 //! against, so it speaks the distribution protocol with its own small code.
