@@ -1,6 +1,7 @@
-//! Test rig for ecr-ferry: real `docker-registry` processes, a distribution token issuer, a
-//! fault-injecting reverse proxy, reproducible image builders, skopeo helpers, and a local
-//! stand-in for Amazon ECR (moto for the API, a registry for the data plane).
+//! Test rig for ecr-ferry: real `docker-registry` processes (plain or TLS with a test CA), a
+//! distribution token issuer, a fault-injecting reverse proxy, a WAN-emulating TCP proxy,
+//! reproducible image builders, skopeo helpers, and a local stand-in for Amazon ECR (moto for the
+//! API, a registry for the data plane).
 //!
 //! Deliberately independent of `ferry-registry`: this is the yardstick ferry is measured
 //! against, so it speaks the distribution protocol with its own small code.
@@ -17,8 +18,11 @@ pub mod push;
 pub mod registry;
 mod server;
 pub mod skopeo;
+pub mod tls;
 pub mod token;
 mod util;
+pub mod wan;
+pub mod wan_registry;
 
 pub use ecr::EcrStandIn;
 pub use engine_export::{ContainerdEngine, write_containerd_export};
@@ -29,6 +33,8 @@ pub use image::{
 pub use local_image::LocalImage;
 pub use moto::MotoServer;
 pub use proxy::{Fault, FaultAction, FaultProxy, Recorded};
-pub use registry::{RegistryAuth, RegistryOptions, TestRegistry};
+pub use registry::{RegistryAuth, RegistryOptions, TestRegistry, TlsOptions};
 pub use skopeo::sha256_digest;
 pub use token::{TokenConfig, TokenIssuer, TokenRequest};
+pub use wan::{WanConfig, WanProxy, WanStats};
+pub use wan_registry::WanRegistry;

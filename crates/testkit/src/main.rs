@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use ferry_testkit::{
-    EcrStandIn, ImageFormat, ImageSpec, RegistryAuth, RegistryOptions, TestRegistry, TokenConfig,
+    EcrStandIn, ImageFormat, ImageSpec, RegistryAuth, RegistryOptions, TestRegistry, TlsOptions,
+    TokenConfig, WanConfig, WanRegistry,
 };
 
 #[derive(Parser)]
@@ -19,9 +20,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run a docker-registry in the foreground until Ctrl-C or SIGTERM. Prints `host=HOST:PORT`
-    /// on stdout once it answers.
+    /// Run a docker-registry in the foreground until Ctrl-C or SIGTERM. Once it answers, prints
+    /// in one write on stdout: `host=127.0.0.1:PORT` (first; the proxy's with a WAN flag),
+    /// `log=PATH` (the registry's log, one access-log line per request), with --tls `ca=PATH`
+    /// and `certdir=DIR` (a dir holding only `ca.crt`), with a WAN flag `direct=127.0.0.1:PORT`
+    /// (the registry itself).
     Registry {
+        /// The port clients use: the registry's, or the proxy's with a WAN flag.
         #[arg(long)]
         port: Option<u16>,
         /// Keep storage, config and log here (default: a temp dir removed on exit).
@@ -36,6 +41,28 @@ enum Cmd {
         /// With --token: let requests without credentials pull.
         #[arg(long, requires = "token")]
         anonymous_pull: bool,
+        /// Serve HTTPS with a certificate (for 127.0.0.1, localhost, ::1) from a CA generated at
+        /// start; its PEM is the `ca=` line.
+        #[arg(long)]
+        tls: bool,
+        /// With --tls: one more DNS name for the server certificate; repeatable.
+        #[arg(long, value_name = "NAME", requires = "tls")]
+        tls_dns_name: Vec<String>,
+        /// The registry's public base URL (`http.host`), where its upload `Location`s point.
+        /// Default: the proxy with a WAN flag, else whatever `Host` the client sent.
+        #[arg(long, value_name = "URL")]
+        public_url: Option<String>,
+        /// WAN: put a TCP proxy in front that delays every byte this long in each direction
+        /// (and a new connection's first byte by one round trip more, like a TCP handshake).
+        #[arg(long, value_name = "MS")]
+        wan_latency_ms: Option<u64>,
+        /// WAN: cap each proxied connection at this many MiB/s in each direction.
+        #[arg(long, value_name = "MIB")]
+        wan_rate_mib: Option<f64>,
+        /// WAN: append one line per connection the proxy accepts to FILE:
+        /// `<n> <unix-ms> <client-addr>` (so `wc -l` counts connections).
+        #[arg(long, value_name = "FILE")]
+        connection_log: Option<PathBuf>,
     },
     /// Run the ECR stand-in (moto behind the token proxy, plus a Basic-auth registry) in the
     /// foreground until Ctrl-C or SIGTERM. Prints the environment for a `ferry` process as
@@ -71,6 +98,9 @@ enum Cmd {
         single: bool,
         #[arg(long, value_name = "USER:PASS")]
         basic: Option<String>,
+        /// Trust this CA (PEM) too, for an `https://` --registry (e.g. `registry --tls`'s `ca=`).
+        #[arg(long, value_name = "PEM")]
+        ca_cert: Option<PathBuf>,
     },
 }
 
@@ -89,6 +119,12 @@ async fn main() -> anyhow::Result<()> {
             basic,
             token,
             anonymous_pull,
+            tls,
+            tls_dns_name,
+            public_url,
+            wan_latency_ms,
+            wan_rate_mib,
+            connection_log,
         } => {
             let auth = if let Some(b) = basic {
                 let (username, password) = split_creds(&b)?;
@@ -105,7 +141,27 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 RegistryAuth::Anonymous
             };
-            run_registry(RegistryOptions { auth, port, dir }).await
+            let mut opts = RegistryOptions::new(auth);
+            opts.dir = dir;
+            opts.public_url = public_url;
+            if tls {
+                opts.tls = Some(TlsOptions {
+                    extra_dns_names: tls_dns_name,
+                });
+            }
+            if let Some(rate) = wan_rate_mib
+                && !(rate > 0.0 && rate.is_finite())
+            {
+                anyhow::bail!("--wan-rate-mib must be a positive number of MiB/s, not {rate}");
+            }
+            if wan_latency_ms.is_some() || wan_rate_mib.is_some() || connection_log.is_some() {
+                let mut wan = WanConfig::new(wan_latency_ms.unwrap_or(0), wan_rate_mib);
+                wan.connection_log = connection_log;
+                run_wan_registry(opts, wan, port).await
+            } else {
+                opts.port = port;
+                run_registry(opts).await
+            }
         }
         Cmd::Ecr => run_ecr().await,
         Cmd::Seed {
@@ -121,7 +177,13 @@ async fn main() -> anyhow::Result<()> {
             seed,
             single,
             basic,
+            ca_cert,
         } => {
+            if let Some(path) = ca_cert {
+                let pem = std::fs::read(&path)
+                    .with_context(|| format!("reading --ca-cert {}", path.display()))?;
+                ferry_testkit::push::trust_ca_pem(&pem);
+            }
             let spec = ImageSpec {
                 platforms,
                 layers,
@@ -156,17 +218,42 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run_registry(opts: RegistryOptions) -> anyhow::Result<()> {
     let registry = TestRegistry::start_with(opts).await?;
+    print_registry(&registry, &registry.host(), None)?;
+    wait_for_shutdown().await?;
+    // Dropping the registry kills and reaps the docker-registry child.
+    drop(registry);
+    Ok(())
+}
+
+async fn run_wan_registry(
+    opts: RegistryOptions,
+    wan: WanConfig,
+    port: Option<u16>,
+) -> anyhow::Result<()> {
+    let rig = WanRegistry::start_with(opts, wan, port).await?;
+    print_registry(rig.registry(), &rig.host(), Some(&rig.registry().host()))?;
+    wait_for_shutdown().await?;
+    // The proxy stops first, then the docker-registry child is killed and reaped.
+    drop(rig);
+    Ok(())
+}
+
+/// All lines in one write, so a script that sees `host=` in the output file sees the rest too.
+fn print_registry(registry: &TestRegistry, host: &str, direct: Option<&str>) -> anyhow::Result<()> {
     eprintln!("registry log: {}", registry.log_path().display());
     if let Some(issuer) = registry.token_issuer() {
         eprintln!("token realm: {}", issuer.realm());
     }
+    let mut out = format!("host={host}\nlog={}\n", registry.log_path().display());
+    if let (Some(ca), Some(dir)) = (registry.ca_pem_path(), registry.cert_dir()) {
+        out.push_str(&format!("ca={}\ncertdir={}\n", ca.display(), dir.display()));
+    }
+    if let Some(direct) = direct {
+        out.push_str(&format!("direct={direct}\n"));
+    }
     let mut stdout = std::io::stdout();
-    writeln!(stdout, "host={}", registry.host())?;
+    stdout.write_all(out.as_bytes())?;
     stdout.flush()?;
-
-    wait_for_shutdown().await?;
-    // Dropping the registry kills and reaps the docker-registry child.
-    drop(registry);
     Ok(())
 }
 

@@ -20,6 +20,28 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 
 const BLOB_CONCURRENCY: usize = 4;
 
+/// CAs (PEM) every `RawClient` trusts besides the system's: the rig's own TLS registries add
+/// theirs when they start, so seeding and checks work against them unchanged.
+static TRUSTED_CAS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// Makes every `RawClient` created from now on in this process trust this CA (PEM).
+pub fn trust_ca_pem(pem: &[u8]) {
+    let mut cas = TRUSTED_CAS.lock().unwrap_or_else(|e| e.into_inner());
+    if !cas.iter().any(|c| c == pem) {
+        cas.push(pem.to_vec());
+    }
+}
+
+fn client_builder() -> anyhow::Result<reqwest::ClientBuilder> {
+    let cas = TRUSTED_CAS.lock().unwrap_or_else(|e| e.into_inner());
+    let certs = cas
+        .iter()
+        .map(|pem| reqwest::Certificate::from_pem(pem))
+        .collect::<Result<Vec<_>, _>>()
+        .context("loading a trusted test CA")?;
+    Ok(reqwest::Client::builder().no_proxy().tls_certs_merge(certs))
+}
+
 pub struct RawClient {
     base: Url,
     http: reqwest::Client,
@@ -34,7 +56,7 @@ impl RawClient {
         let base = Url::parse(&crate::util::base_url(registry))?;
         Ok(RawClient {
             base,
-            http: reqwest::Client::builder().no_proxy().build()?,
+            http: client_builder()?.build()?,
             basic: basic.map(|(u, p)| (u.to_string(), p.to_string())),
             bearer: Mutex::new(None),
         })

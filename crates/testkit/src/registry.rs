@@ -11,8 +11,13 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, bail};
 use tempfile::TempDir;
 
+use crate::tls::TlsFiles;
 use crate::token::{TokenConfig, TokenIssuer};
 use crate::util::{free_port, kill_and_reap, log_tail, read_lossy, read_lossy_from};
+
+mod config;
+
+use config::{write_config, yaml_str};
 
 const BINARY: &str = "docker-registry";
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -37,6 +42,18 @@ pub struct RegistryOptions {
     /// Directory for storage, config, htpasswd and log; kept after drop. `None` uses a temp
     /// dir removed on drop.
     pub dir: Option<PathBuf>,
+    /// Serve HTTPS with a certificate from a CA generated for this registry.
+    pub tls: Option<TlsOptions>,
+    /// The registry's public base URL (`http.host`), e.g. `https://127.0.0.1:<proxy port>`:
+    /// upload `Location`s point there instead of at whatever `Host` the client sent.
+    pub public_url: Option<String>,
+}
+
+/// TLS settings of a test registry.
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    /// DNS names the server certificate covers besides `127.0.0.1`, `localhost` and `::1`.
+    pub extra_dns_names: Vec<String>,
 }
 
 impl RegistryOptions {
@@ -45,7 +62,20 @@ impl RegistryOptions {
             auth,
             port: None,
             dir: None,
+            tls: None,
+            public_url: None,
         }
+    }
+
+    /// Serve HTTPS (a CA and certificate for the loopback names).
+    pub fn with_tls(mut self) -> Self {
+        self.tls = Some(TlsOptions::default());
+        self
+    }
+
+    pub fn with_public_url(mut self, url: &str) -> Self {
+        self.public_url = Some(url.to_string());
+        self
     }
 }
 
@@ -55,6 +85,7 @@ pub struct TestRegistry {
     child: Mutex<Option<Child>>,
     htpasswd: Option<Mutex<Htpasswd>>,
     token: Option<TokenIssuer>,
+    tls: Option<TlsFiles>,
     // Declared last so the directory outlives the process that writes into it.
     _tmp: Option<TempDir>,
 }
@@ -72,6 +103,11 @@ impl TestRegistry {
 
     pub async fn anonymous() -> anyhow::Result<TestRegistry> {
         Self::start(RegistryAuth::Anonymous).await
+    }
+
+    /// An anonymous registry serving HTTPS; its CA is in `ca_pem_path()`.
+    pub async fn anonymous_tls() -> anyhow::Result<TestRegistry> {
+        Self::start_with(RegistryOptions::new(RegistryAuth::Anonymous).with_tls()).await
     }
 
     pub async fn basic(user: &str, pass: &str) -> anyhow::Result<TestRegistry> {
@@ -106,6 +142,15 @@ impl TestRegistry {
             }
         };
         std::fs::create_dir_all(root.join("storage"))?;
+        let tls = match &opts.tls {
+            Some(t) => {
+                let files = crate::tls::generate(&root, &t.extra_dns_names)?;
+                // The rig's own client (seeding, checks) trusts what the rig serves.
+                crate::push::trust_ca_pem(&std::fs::read(&files.ca_pem)?);
+                Some(files)
+            }
+            None => None,
+        };
 
         let mut htpasswd = None;
         let mut token = None;
@@ -146,8 +191,14 @@ impl TestRegistry {
                 Some(p) => p,
                 None => free_port()?,
             };
-            write_config(&root, port, &auth_yaml)?;
-            match spawn_and_wait(&root, port).await {
+            write_config(
+                &root,
+                port,
+                &auth_yaml,
+                tls.as_ref(),
+                opts.public_url.as_deref(),
+            )?;
+            match spawn_and_wait(&root, port, tls.as_ref()).await {
                 Ok(child) => {
                     return Ok(TestRegistry {
                         port,
@@ -155,6 +206,7 @@ impl TestRegistry {
                         child: Mutex::new(Some(child)),
                         htpasswd,
                         token,
+                        tls,
                         _tmp: tmp,
                     });
                 }
@@ -172,8 +224,26 @@ impl TestRegistry {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// `http://127.0.0.1:PORT`, or `https://…` with TLS. The registry itself; with a public URL
+    /// set, upload `Location`s point there instead.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The PEM of the CA that signed the server certificate, with TLS.
+    pub fn ca_pem_path(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|t| t.ca_pem.as_path())
+    }
+
+    /// A directory holding only the CA as `ca.crt`, for `skopeo --src-cert-dir`/`--dest-cert-dir`
+    /// or a copy into `/etc/docker/certs.d/<host:port>/`; with TLS.
+    pub fn cert_dir(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|t| t.cert_dir.as_path())
     }
 
     pub fn port(&self) -> u16 {
@@ -224,7 +294,7 @@ impl TestRegistry {
     /// Restarts the process on the same port with the same storage and auth.
     pub async fn restart(&self) -> anyhow::Result<()> {
         self.stop();
-        let child = spawn_and_wait(&self.root, self.port).await?;
+        let child = spawn_and_wait(&self.root, self.port, self.tls.as_ref()).await?;
         *self.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
         Ok(())
     }
@@ -263,42 +333,7 @@ fn log_path(root: &Path) -> PathBuf {
     root.join("registry.log")
 }
 
-fn yaml_str(path: &Path) -> String {
-    // A JSON string is a valid YAML double-quoted scalar, whatever the path contains.
-    serde_json::Value::String(path.display().to_string()).to_string()
-}
-
-fn write_config(root: &Path, port: u16, auth_yaml: &str) -> anyhow::Result<()> {
-    let secret = hex::encode(rand::random::<[u8; 16]>());
-    let config = format!(
-        "version: 0.1
-log:
-  level: info
-  formatter: text
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: {storage}
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:{port}
-  secret: {secret}
-health:
-  storagedriver:
-    enabled: false
-{auth_yaml}",
-        storage = yaml_str(&root.join("storage")),
-    );
-    std::fs::write(root.join("config.yml"), config)?;
-    Ok(())
-}
-
-async fn spawn_and_wait(root: &Path, port: u16) -> anyhow::Result<Child> {
+async fn spawn_and_wait(root: &Path, port: u16, tls: Option<&TlsFiles>) -> anyhow::Result<Child> {
     let log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -315,7 +350,7 @@ async fn spawn_and_wait(root: &Path, port: u16) -> anyhow::Result<Child> {
         .with_context(|| {
             format!("starting {BINARY} (is the Debian docker-registry package installed?)")
         })?;
-    match wait_ready(&mut child, root, port, log_offset).await {
+    match wait_ready(&mut child, root, port, tls, log_offset).await {
         Ok(()) => Ok(child),
         Err(e) => {
             kill_and_reap(&mut child);
@@ -333,13 +368,19 @@ async fn wait_ready(
     child: &mut Child,
     root: &Path,
     port: u16,
+    tls: Option<&TlsFiles>,
     log_offset: usize,
 ) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .no_proxy()
-        .timeout(Duration::from_secs(2))
-        .build()?;
-    let url = format!("http://127.0.0.1:{port}/v2/");
+        .timeout(Duration::from_secs(2));
+    if let Some(tls) = tls {
+        let pem = std::fs::read(&tls.ca_pem)?;
+        builder = builder.tls_certs_only([reqwest::Certificate::from_pem(&pem)?]);
+    }
+    let client = builder.build()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://127.0.0.1:{port}/v2/");
     let listening = format!("listening on 127.0.0.1:{port}");
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {

@@ -6,6 +6,7 @@ mod images;
 mod proxy;
 mod registries;
 mod token;
+mod wan;
 
 use ferry_testkit::{ImageFormat, ImageSpec};
 
