@@ -22,6 +22,7 @@ pub mod push;
 pub mod reference;
 pub mod referrers;
 pub mod retry;
+pub mod secrets;
 pub mod source;
 pub mod tags;
 mod transport;
