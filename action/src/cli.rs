@@ -38,7 +38,8 @@ pub enum Command {
     /// Print an ECR registry password for `docker login --username AWS --password-stdin`, like
     /// `aws ecr get-login-password` (valid 12 hours).
     Login(LoginArgs),
-    /// List the images in an ECR repository: digest, tags, size, push time, media type.
+    /// List the images in a repository: digest, tags and media type on any registry; for ECR
+    /// also size and push time (and untagged images), from the ECR API.
     Images(ImagesArgs),
 }
 
@@ -190,10 +191,13 @@ pub struct LoginArgs {
 
 #[derive(Args, Debug)]
 pub struct ImagesArgs {
-    /// The repository, e.g. `team/app`, or a full `<registry>/<repository>` reference.
+    /// The repository, e.g. `team/app`, or `<registry>/<repository>`
+    /// (`localhost:5000/team/app`, `123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app`).
     pub repository: String,
 
-    /// The ECR registry: a host or an account id. Default: the caller's own registry.
+    /// The registry for a REPOSITORY without one: an ECR host or account id (default: the
+    /// caller's own ECR registry in the region), or any other registry host (`localhost:5000`),
+    /// whose tags are listed and looked up one by one (--concurrency at a time).
     #[arg(long, value_name = "HOST|ACCOUNT_ID")]
     pub registry: Option<String>,
 
@@ -202,7 +206,7 @@ pub struct ImagesArgs {
     pub json: bool,
 
     #[command(flatten)]
-    pub aws: AwsArgs,
+    pub registry_args: RegistryArgs,
 }
 
 #[derive(Args, Debug)]
