@@ -12,8 +12,9 @@ use clap::{Args, Parser, Subcommand};
     long_about = None
 )]
 pub struct Cli {
-    /// More log output on stderr (-v info, -vv debug, -vvv trace). FERRY_LOG overrides. For
-    /// `manifest inspect`, -v shows each child's layers instead and the log levels start at -vv.
+    /// More log output on stderr (-v info: each retry; -vv debug; -vvv trace). FERRY_LOG (an
+    /// env_logger-style filter) overrides. No level prints a secret. For `manifest inspect`, -v
+    /// shows each child's layers instead and the log levels start at -vv.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
@@ -141,7 +142,7 @@ pub struct RepositoryArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct PushArgs {
-    /// The local image: `repo:tag` (default tag `latest`) or an image ID (full or short) in the
+    /// The local image: `repo:tag` (`repo` alone is `repo:latest`) or an image ID (full or short) in the
     /// Docker Engine (DOCKER_HOST, default unix:///var/run/docker.sock); `oci:DIR[:TAG]` (an OCI
     /// image layout directory); or `docker-archive:FILE` (a `docker save` tar).
     pub image: String,
@@ -151,7 +152,8 @@ pub struct PushArgs {
     #[arg(long, value_name = "NAME")]
     pub repository: Option<String>,
 
-    /// Tag to set; repeatable. Default: `latest`.
+    /// Tag to set; repeatable. Default: the image's own tag (`1.2` for `app:1.2` and
+    /// `oci:DIR:1.2`); `latest` for an image ID, a digest, an untagged name or an archive.
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
 

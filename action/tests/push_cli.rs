@@ -209,9 +209,11 @@ async fn push_from_oci_layout_and_docker_archive() {
         built.index.digest.as_str(),
         "an OCI layout goes up unchanged"
     );
+    // No --tag: the layout's tag.
+    assert_eq!(pushed["tags"][0]["tag"], "v9");
     let password = stand_in.password();
     let raw = skopeo::inspect_raw(
-        &format!("{}/from-oci:latest", stand_in.registry().host()),
+        &format!("{}/from-oci:v9", stand_in.registry().host()),
         Some(("AWS", &password)),
     )
     .await
