@@ -58,11 +58,6 @@ fn is_ferry(target: &str) -> bool {
     matches!(krate, "ferry" | "ferry_registry")
 }
 
-/// Prints `text` on stderr with every known secret blanked out.
-pub fn eprint_redacted(text: &str) {
-    let _ = io::stderr().write_all(secrets::redact(text).as_bytes());
-}
-
 struct RedactingStderr;
 
 impl<'a> MakeWriter<'a> for RedactingStderr {

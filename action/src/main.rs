@@ -51,7 +51,7 @@ fn main() -> ExitCode {
     let code = match runtime.block_on(commands::run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            logging::eprint_redacted(&format!("ferry: error: {}\n", output::one_line(&error)));
+            eprintln!("ferry: error: {}", output::one_line(&error));
             ExitCode::FAILURE
         }
     };
