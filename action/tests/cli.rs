@@ -146,6 +146,29 @@ async fn credentials_come_from_docker_config() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["digest"], image.index.digest.as_str());
     assert!(!stderr(&out).contains("s3cret"));
+
+    // Nor at the loudest log level, in any form the registry sees.
+    for (flag, filter) in [
+        ("-vvv", "trace"),
+        ("-v", "hyper=trace,reqwest=trace,h2=trace"),
+    ] {
+        let out = ferry_with_env(
+            &[
+                flag,
+                "copy",
+                &format!("{}/app:v1", src.host()),
+                &format!("{}/again:v1", dst.host()),
+            ],
+            &[
+                ("DOCKER_CONFIG", config.path().to_str().unwrap()),
+                ("FERRY_LOG", filter),
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(" DEBUG ") || err.contains(" TRACE "), "{err}");
+        assert!(!err.contains("s3cret") && !err.contains(&auth), "{err}");
+    }
 }
 
 fn assert_one_line_failure(out: &Output, expect: &str) {
