@@ -12,8 +12,9 @@ use clap::{Args, Parser, Subcommand};
     long_about = None
 )]
 pub struct Cli {
-    /// More log output on stderr (-v info, -vv debug, -vvv trace). FERRY_LOG overrides. For
-    /// `manifest inspect`, -v shows each child's layers instead and the log levels start at -vv.
+    /// More log output on stderr (-v info: each retry; -vv debug; -vvv trace). FERRY_LOG (an
+    /// env_logger-style filter) overrides. No level prints a secret. For `manifest inspect`, -v
+    /// shows each child's layers instead and the log levels start at -vv.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
@@ -38,7 +39,8 @@ pub enum Command {
     /// Print an ECR registry password for `docker login --username AWS --password-stdin`, like
     /// `aws ecr get-login-password` (valid 12 hours).
     Login(LoginArgs),
-    /// List the images in an ECR repository: digest, tags, size, push time, media type.
+    /// List the images in a repository: digest, tags and media type on any registry; for ECR
+    /// also size and push time (and untagged images), from the ECR API.
     Images(ImagesArgs),
 }
 
@@ -141,7 +143,7 @@ pub struct RepositoryArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct PushArgs {
-    /// The local image: `repo:tag` (default tag `latest`) or an image ID (full or short) in the
+    /// The local image: `repo:tag` (`repo` alone is `repo:latest`) or an image ID (full or short) in the
     /// Docker Engine (DOCKER_HOST, default unix:///var/run/docker.sock); `oci:DIR[:TAG]` (an OCI
     /// image layout directory); or `docker-archive:FILE` (a `docker save` tar).
     pub image: String,
@@ -151,7 +153,8 @@ pub struct PushArgs {
     #[arg(long, value_name = "NAME")]
     pub repository: Option<String>,
 
-    /// Tag to set; repeatable. Default: `latest`.
+    /// Tag to set; repeatable. Default: the image's own tag (`1.2` for `app:1.2` and
+    /// `oci:DIR:1.2`); `latest` for an image ID, a digest, an untagged name or an archive.
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
 
@@ -191,10 +194,13 @@ pub struct LoginArgs {
 
 #[derive(Args, Debug)]
 pub struct ImagesArgs {
-    /// The repository, e.g. `team/app`, or a full `<registry>/<repository>` reference.
+    /// The repository, e.g. `team/app`, or `<registry>/<repository>`
+    /// (`localhost:5000/team/app`, `123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app`).
     pub repository: String,
 
-    /// The ECR registry: a host or an account id. Default: the caller's own registry.
+    /// The registry for a REPOSITORY without one: an ECR host or account id (default: the
+    /// caller's own ECR registry in the region), or any other registry host (`localhost:5000`),
+    /// whose tags are listed and looked up one by one (--concurrency at a time).
     #[arg(long, value_name = "HOST|ACCOUNT_ID")]
     pub registry: Option<String>,
 
@@ -203,7 +209,7 @@ pub struct ImagesArgs {
     pub json: bool,
 
     #[command(flatten)]
-    pub aws: AwsArgs,
+    pub registry_args: RegistryArgs,
 }
 
 #[derive(Args, Debug)]

@@ -6,6 +6,7 @@
 mod action;
 mod cli;
 mod commands;
+mod logging;
 mod output;
 mod progress;
 mod settings;
@@ -24,7 +25,13 @@ fn main() -> ExitCode {
         args.layers = cli.verbose > 0;
         cli.verbose = cli.verbose.saturating_sub(1);
     }
-    init_tracing(cli.verbose);
+    // A re-run with "debug logging" sets RUNNER_DEBUG=1: the Action then logs as `-vv` does.
+    if matches!(cli.command, cli::Command::Action)
+        && std::env::var("RUNNER_DEBUG").is_ok_and(|v| v == "1")
+    {
+        cli.verbose = cli.verbose.max(2);
+    }
+    logging::init(cli.verbose);
     // A copy verifies digests in its async streams, so it wants every core. The other commands
     // do their heavy work (reading an export, compressing, hashing) on threads of their own and
     // drive a handful of connections: one thread does that without handing work between
@@ -52,22 +59,4 @@ fn main() -> ExitCode {
     // and parked threads, and waiting for them would only add to every run's time.
     runtime.shutdown_background();
     code
-}
-
-fn init_tracing(verbose: u8) {
-    // The AWS SDK warns about things a user did on purpose (AWS_CONFIG_FILE pointing nowhere);
-    // only its errors are worth a line by default.
-    let default = match verbose {
-        0 => "error,ferry=warn,ferry_registry=warn",
-        1 => "warn,ferry=info,ferry_registry=info",
-        2 => "info,ferry=debug,ferry_registry=debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
 }

@@ -4,7 +4,9 @@ use std::fmt::Write;
 
 use ferry_registry::copy::{CopyReport, ManifestOutcome};
 
-/// The whole cause chain of an error on one line ("source: invalid reference …").
+/// The whole cause chain of an error on one line ("source: invalid reference …"), with every
+/// secret the process handled blanked out: this is what the CLI, the Action's annotations and
+/// its job summary show.
 pub fn one_line(error: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in error.chain() {
@@ -18,7 +20,7 @@ pub fn one_line(error: &anyhow::Error) -> String {
             break;
         }
     }
-    parts.join(": ").replace('\n', " ")
+    ferry_registry::secrets::redact(&parts.join(": ").replace('\n', " ")).into_owned()
 }
 
 pub fn human_size(bytes: u64) -> String {
@@ -266,5 +268,16 @@ mod tests {
         assert_eq!(human_size(512), "512 B");
         assert_eq!(human_size(1536), "1.5 KiB");
         assert_eq!(human_size(20 * 1024 * 1024), "20.0 MiB");
+    }
+
+    #[test]
+    fn errors_never_show_a_handled_secret() {
+        ferry_registry::secrets::remember("token-the-registry-sent");
+        let error = anyhow::anyhow!("registry said: bad token token-the-registry-sent")
+            .context("GET https://r.example/v2/");
+        assert_eq!(
+            one_line(&error),
+            "GET https://r.example/v2/: registry said: bad token <redacted>"
+        );
     }
 }

@@ -146,6 +146,29 @@ async fn credentials_come_from_docker_config() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["digest"], image.index.digest.as_str());
     assert!(!stderr(&out).contains("s3cret"));
+
+    // Nor at the loudest log level, in any form the registry sees.
+    for (flag, filter) in [
+        ("-vvv", "trace"),
+        ("-v", "hyper=trace,reqwest=trace,h2=trace"),
+    ] {
+        let out = ferry_with_env(
+            &[
+                flag,
+                "copy",
+                &format!("{}/app:v1", src.host()),
+                &format!("{}/again:v1", dst.host()),
+            ],
+            &[
+                ("DOCKER_CONFIG", config.path().to_str().unwrap()),
+                ("FERRY_LOG", filter),
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(" DEBUG ") || err.contains(" TRACE "), "{err}");
+        assert!(!err.contains("s3cret") && !err.contains(&auth), "{err}");
+    }
 }
 
 fn assert_one_line_failure(out: &Output, expect: &str) {
@@ -187,6 +210,113 @@ fn unreachable_registry_is_a_one_line_error() {
         "{}",
         stderr(&out)
     );
+    assert!(
+        stderr(&out).contains("(gave up after 5 attempts)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn retries_are_logged_at_v() {
+    let out = ferry(&["-v", "copy", "127.0.0.1:1/app:v1", "127.0.0.1:1/other:v1"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let retries: Vec<&str> = err.lines().filter(|l| l.contains("retrying in ")).collect();
+    // Five attempts: four waits, each announced with the attempt it leads to and the cause.
+    assert_eq!(retries.len(), 4, "{err}");
+    for (line, next) in retries.iter().zip(2..) {
+        assert!(line.contains(" INFO "), "{line}");
+        assert!(
+            line.contains(&format!("attempt {next} of 5: GET ")),
+            "{line}"
+        );
+        assert!(line.contains("Connection refused"), "{line}");
+        let secs = line.split("retrying in ").nth(1).unwrap();
+        let secs: f64 = secs.split(' ').next().unwrap().parse().unwrap();
+        assert!((0.0..=3.2).contains(&secs), "{line}");
+    }
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.starts_with("ferry: error: ") && last.ends_with("(gave up after 5 attempts)"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn images_lists_tags_and_digests_on_a_plain_registry() {
+    let registry = TestRegistry::anonymous().await.unwrap();
+    let host = registry.host();
+    let image = seeded(&registry, None).await;
+    let mut other = ImageSpec::new(&["linux/amd64"]);
+    other.seed = 3;
+    let other = ferry_testkit::build_single(&other).unwrap();
+    other
+        .push(&registry.url(), "app", "v2", None)
+        .await
+        .unwrap();
+    let out = ferry(&[
+        "copy",
+        &format!("{host}/app:v1"),
+        &format!("{host}/app:stable"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // A manifest list whose sources are missing points at the listing of its repository.
+    let out = ferry(&[
+        "manifest",
+        "create",
+        &format!("{host}/app:list"),
+        "v1",
+        "nope",
+    ]);
+    assert!(!out.status.success());
+    let hinted = format!("ferry images {host}/app");
+    assert!(stderr(&out).contains(&hinted), "{}", stderr(&out));
+
+    // That command works without any AWS setup: one image per digest, with all its tags.
+    let empty = tempfile::tempdir().unwrap();
+    let out = ferry_testkit::cli::run(
+        env!("CARGO_BIN_EXE_ferry"),
+        empty.path(),
+        None,
+        &["images", &format!("{host}/app"), "--json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let of = |digest: &str| listed.iter().find(|i| i["digest"] == digest).unwrap();
+    let index = of(&image.index.digest);
+    let mut tags: Vec<&str> = index["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    tags.sort_unstable();
+    assert_eq!(tags, ["stable", "v1"]);
+    assert_eq!(index["media_type"], image.index.media_type.as_str());
+    assert_eq!(
+        of(&other.manifest.digest)["tags"],
+        serde_json::json!(["v2"])
+    );
+
+    let out = ferry(&["images", "app", "--registry", &host]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(
+        table.starts_with(&format!("{host}/app: 2 image(s)")),
+        "{table}"
+    );
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&image.index.digest))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains("stable") && row.contains("v1"), "{table}");
+
+    let out = ferry(&["images", &format!("{host}/nothing-here")]);
+    assert_one_line_failure(&out, "nothing-here");
 }
 
 #[tokio::test]

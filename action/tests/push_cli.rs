@@ -174,8 +174,15 @@ async fn push_by_short_image_id_and_default_repository() {
         &[],
     ));
     assert_eq!(by_name["digest"], by_id["digest"]);
-    let own_repo = image.name.split(':').next().unwrap();
+    let (own_repo, own_tag) = image.name.split_once(':').unwrap();
     assert_eq!(by_name["repository"], own_repo);
+    // No --tag: a `repo:tag` source keeps its own tag.
+    assert_eq!(by_name["tags"][0]["tag"], own_tag);
+    assert_eq!(by_name["tags"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        by_name["image_uris"][0],
+        format!("{}/{}", stand_in.ecr_host(), image.name)
+    );
 
     let out = ferry(&stand_in, cache.path(), &["push", &image.short_id()], &[]);
     assert!(!out.status.success());
@@ -202,9 +209,11 @@ async fn push_from_oci_layout_and_docker_archive() {
         built.index.digest.as_str(),
         "an OCI layout goes up unchanged"
     );
+    // No --tag: the layout's tag.
+    assert_eq!(pushed["tags"][0]["tag"], "v9");
     let password = stand_in.password();
     let raw = skopeo::inspect_raw(
-        &format!("{}/from-oci:latest", stand_in.registry().host()),
+        &format!("{}/from-oci:v9", stand_in.registry().host()),
         Some(("AWS", &password)),
     )
     .await
@@ -363,6 +372,43 @@ async fn push_to_a_plain_registry_without_aws() {
         ferry_testkit::sha256_digest(&raw),
         report["digest"].as_str().unwrap()
     );
+
+    // No --tag: the image's own tag, here too.
+    let out = cli::command(env!("CARGO_BIN_EXE_ferry"), cache.path(), None)
+        .args([
+            "push",
+            &image.name,
+            "--registry",
+            &registry.host(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let own_tag = image.name.split_once(':').unwrap().1;
+    assert_eq!(json(&out)["tags"][0]["tag"], own_tag);
+    let own = format!("{}/{}", registry.host(), image.name);
+    let raw = skopeo::inspect_raw(&own, None).await.unwrap();
+    assert_eq!(ferry_testkit::sha256_digest(&raw), report["digest"]);
+}
+
+#[test]
+fn a_missing_local_image_is_reported_before_the_registry_is_tried() {
+    // A port nothing listens on: were the registry tried first, its refusal (and five
+    // attempts at it) would be the error.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let registry = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let cache = tempfile::tempdir().unwrap();
+    let out = cli::command(env!("CARGO_BIN_EXE_ferry"), cache.path(), None)
+        .args(["-v", "push", "ferry-push-test/does-not-exist:tag"])
+        .args(["--registry", &registry])
+        .output()
+        .unwrap();
+    assert_clear_failure(
+        &out,
+        "no such local image: ferry-push-test/does-not-exist:tag",
+    );
+    assert!(!stderr(&out).contains("retrying"), "{}", stderr(&out));
 }
 
 /// A registry, a ferry cache and a scratch directory for a containerd-store export of a

@@ -167,6 +167,10 @@ async fn server_errors_beyond_the_retry_budget_surface_with_their_code() {
         "names the request: {err}"
     );
     assert_eq!(proxy.count("PUT", "/manifests/"), 4, "bounded attempts");
+    assert!(
+        err.to_string().ends_with("(gave up after 4 attempts)"),
+        "says the retries were spent: {err}"
+    );
 }
 
 #[tokio::test]

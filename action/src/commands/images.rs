@@ -1,34 +1,36 @@
-//! `ferry images REPOSITORY`: what an ECR repository holds.
+//! `ferry images REPOSITORY`: what a repository holds. ECR answers through its API (sizes,
+//! push times, untagged images); any other registry through its tag list.
 
-use anyhow::Context;
-use ferry_registry::ecr::{EcrHost, resolve_registry};
+use anyhow::{Context, bail};
+use ferry_registry::Reference;
 
 use crate::cli::ImagesArgs;
 use crate::output::{human_size, short_media_type};
 
 pub async fn run(args: ImagesArgs) -> anyhow::Result<()> {
-    let ecr = super::ecr(&args.aws).await?;
-    // `REGISTRY/REPOSITORY` names the registry itself; a bare repository needs --registry or
-    // the caller's default.
-    let (host, repository) = match args.repository.split_once('/') {
-        Some((first, rest)) if EcrHost::parse(first).is_some() => {
-            (EcrHost::parse(first), rest.to_string())
+    if args.registry_args.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    let (registry, repository) =
+        super::manifest::split_target(&args.repository, args.registry.as_deref())?;
+    let target = super::destination(registry.as_deref(), &args.registry_args, None).await?;
+    let images = match &target.ecr {
+        Some((ecr, host)) => ecr.describe_images(host, &repository).await?,
+        None => {
+            let reference = Reference::parse(&format!("{}/{repository}", target.host))
+                .with_context(|| format!("REPOSITORY {:?}", args.repository))?;
+            target
+                .client
+                .repository(&reference)
+                .list_images(args.registry_args.concurrency)
+                .await?
         }
-        _ => (None, args.repository.clone()),
     };
-    let host = match (host, &args.registry) {
-        (Some(host), _) => host,
-        (None, Some(registry)) => {
-            resolve_registry(registry, args.aws.region.as_deref()).context("--registry")?
-        }
-        (None, None) => ecr.default_registry(args.aws.region.as_deref()).await?,
-    };
-    let images = ecr.describe_images(&host, &repository).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&images)?);
         return Ok(());
     }
-    println!("{host}/{repository}: {} image(s)", images.len());
+    println!("{}/{repository}: {} image(s)", target.host, images.len());
     println!(
         "{:<73} {:<30} {:>10}  {:<25} MEDIA TYPE",
         "DIGEST", "TAGS", "SIZE", "PUSHED"

@@ -127,7 +127,10 @@ async fn inspect(args: &ManifestInspectArgs) -> anyhow::Result<()> {
 }
 
 /// Splits a reference into the registry it names (or `--registry`'s) and the rest.
-fn split_target(text: &str, flag: Option<&str>) -> anyhow::Result<(Option<String>, String)> {
+pub(super) fn split_target(
+    text: &str,
+    flag: Option<&str>,
+) -> anyhow::Result<(Option<String>, String)> {
     let text = text.trim();
     match (ferry_registry::reference::named_registry(text), flag) {
         (Some((host, _)), Some(flag)) if !host.eq_ignore_ascii_case(flag) => bail!(

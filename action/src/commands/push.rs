@@ -97,7 +97,7 @@ pub async fn execute(
         .parse()
         .map_err(|e: String| anyhow::anyhow!("--compression: {e}"))?;
     let tags = if args.tags.is_empty() {
-        vec!["latest".to_string()]
+        source.default_tags()
     } else {
         args.tags.clone()
     };
@@ -120,17 +120,15 @@ pub async fn execute(
             .with_tag(tag)
             .with_context(|| format!("--tag {tag:?}"))?;
     }
-    // Before an ECR repository may be created, the image must be known to exist; a plain
-    // registry has nothing to create, so there the inspect runs alongside the tag lookups.
-    let to_ecr = args.registry.as_deref().is_none_or(super::names_ecr);
+    // The local image must be known to exist before any registry is touched: a missing image
+    // is the error to report even when the registry is down too, and it must not leave a new
+    // ECR repository behind. (This costs a warm push to a plain registry the overlap of the
+    // inspect with its tag lookups, about one Engine round trip.)
     let (engine, inspected) = match &source {
         ImageSource::Daemon { name } => {
             let engine = DockerEngine::from_env()?;
-            let inspected = match to_ecr {
-                true => Some(engine.inspect(name).await?),
-                false => None,
-            };
-            (Some(engine), inspected)
+            let inspected = engine.inspect(name).await?;
+            (Some(engine), Some(inspected))
         }
         ImageSource::OciLayout { dir, .. } if !dir.is_dir() => {
             anyhow::bail!("IMAGE: {} is not a directory", dir.display())

@@ -19,7 +19,9 @@ use crate::auth::{
 };
 use crate::error::{Error, RequestInfo, Result, registry_error};
 use crate::reference::Reference;
-use crate::retry::{RetryPolicy, is_retryable_status, parse_retry_after};
+use crate::retry::{
+    Attempts, RetryPolicy, gave_up, is_retryable_status, mark_attempts, parse_retry_after,
+};
 use crate::transport::Transport;
 
 /// Builds a [`Client`]. Defaults: credentials from docker's `config.json`, TLS verified
@@ -440,13 +442,13 @@ impl Repository {
                         source,
                     };
                     if replayable && error.is_retryable() && policy.should_retry(attempt) {
-                        let delay = policy.delay(attempt, None);
-                        tracing::debug!(%error, ?delay, "retrying after a transport error");
-                        tokio::time::sleep(delay).await;
+                        policy
+                            .wait(attempt, policy.delay(attempt, None), &error)
+                            .await;
                         attempt += 1;
                         continue;
                     }
-                    return Err(error);
+                    return Err(gave_up(error, attempt));
                 }
             };
 
@@ -478,13 +480,13 @@ impl Repository {
                     .and_then(|v| v.to_str().ok())
                     .and_then(parse_retry_after);
                 let delay = policy.delay(attempt, retry_after);
-                tracing::debug!(%status, url = %request.url, ?delay, "retrying");
                 drop(response);
-                tokio::time::sleep(delay).await;
+                let cause = format!("{}: {status}", request.info());
+                policy.wait(attempt, delay, &cause).await;
                 attempt += 1;
                 continue;
             }
-            return Ok(response);
+            return Ok(mark_attempts(response, attempt));
         }
     }
 }
@@ -500,8 +502,9 @@ pub(crate) async fn expect(
         return Ok(response);
     }
     let status = response.status().as_u16();
+    let attempts = response.extensions().get::<Attempts>().map_or(1, |a| a.0);
     let body = response.bytes().await.unwrap_or_default();
-    Err(registry_error(info, status, &body))
+    Err(gave_up(registry_error(info, status, &body), attempts))
 }
 
 pub(crate) fn header_str<'a>(response: &'a Response, name: &str) -> Option<&'a str> {

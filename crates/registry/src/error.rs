@@ -146,6 +146,10 @@ pub enum Error {
         source: reqwest::Error,
     },
 
+    /// A request that failed every attempt the retry policy allowed.
+    #[error("{source} (gave up after {attempts} attempts)")]
+    GaveUp { attempts: u32, source: Box<Error> },
+
     #[error("authentication with {registry} failed: {reason}")]
     Auth { registry: String, reason: String },
 
@@ -227,6 +231,7 @@ impl Error {
                 _ => "registry_error",
             },
             Error::Transport { .. } => "transport",
+            Error::GaveUp { source, .. } => source.metric_label(),
             Error::Protocol { .. } => "protocol",
             Error::ImmutableTag { .. } => "immutable_tag",
             Error::Config(_) => "config",
@@ -238,6 +243,7 @@ impl Error {
     pub fn code(&self) -> Option<&ErrorCode> {
         match self {
             Error::Registry { code, .. } => code.as_ref(),
+            Error::GaveUp { source, .. } => source.code(),
             _ => None,
         }
     }
@@ -245,6 +251,7 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Registry { status, .. } => Some(*status),
+            Error::GaveUp { source, .. } => source.status(),
             _ => None,
         }
     }
@@ -265,6 +272,8 @@ impl Error {
             // A corrupted transfer is worth one more go from scratch; a persistent mismatch will
             // exhaust the attempts and surface.
             Error::Digest(_) => true,
+            // Its attempts are spent: retrying it whole would multiply them.
+            Error::GaveUp { .. } => false,
             _ => false,
         }
     }

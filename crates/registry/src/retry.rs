@@ -7,6 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use rand::Rng;
 
+use crate::error::Error;
+
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     /// Total attempts including the first; 1 disables retries.
@@ -77,6 +79,57 @@ impl RetryPolicy {
     pub fn should_retry(&self, attempt: u32) -> bool {
         attempt < self.max_attempts
     }
+}
+
+/// `retrying in 0.4 s, attempt 2 of 5: <cause>`: what is logged (at info, so `-v` shows it)
+/// before attempt `next` of `max` after `delay`.
+pub fn retry_line(delay: Duration, next: u32, max: u32, cause: &dyn std::fmt::Display) -> String {
+    let secs = delay.as_secs_f64();
+    // Jittered delays can be a few milliseconds; "0.0 s" would read as "no wait at all".
+    let precision = if secs > 0.0 && secs < 0.1 { 2 } else { 1 };
+    format!("retrying in {secs:.precision$} s, attempt {next} of {max}: {cause}")
+}
+
+impl RetryPolicy {
+    /// Logs the retry that follows `failed` failed attempts; returns the wait of `delay`.
+    pub(crate) fn wait(
+        &self,
+        failed: u32,
+        delay: Duration,
+        cause: &dyn std::fmt::Display,
+    ) -> tokio::time::Sleep {
+        tracing::info!(
+            "{}",
+            retry_line(delay, failed + 1, self.max_attempts, cause)
+        );
+        tokio::time::sleep(delay)
+    }
+}
+
+/// How many attempts a request's final answer took, kept on the response when that answer is
+/// still a retryable failure, so the error made from it can say the retries were spent.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attempts(pub u32);
+
+/// `error` after `attempts` attempts: said so in its message when there was more than one.
+pub(crate) fn gave_up(error: Error, attempts: u32) -> Error {
+    if attempts > 1 {
+        Error::GaveUp {
+            attempts,
+            source: Box::new(error),
+        }
+    } else {
+        error
+    }
+}
+
+/// Marks `response`, the answer to attempt `attempt`, as the last of spent retries when its
+/// status is one that would have been retried.
+pub(crate) fn mark_attempts(mut response: reqwest::Response, attempt: u32) -> reqwest::Response {
+    if attempt > 1 && is_retryable_status(response.status().as_u16()) {
+        response.extensions_mut().insert(Attempts(attempt));
+    }
+    response
 }
 
 /// Parses a Retry-After header value: delta-seconds or an HTTP-date (relative to now; past →
@@ -256,6 +309,36 @@ mod tests {
         assert_eq!(retry_after(&headers), None);
         headers.insert(http::header::RETRY_AFTER, "7".parse().unwrap());
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn retry_lines_name_the_wait_the_attempt_and_the_cause() {
+        let cause = "GET http://127.0.0.1:1/v2/: cannot connect: Connection refused";
+        assert_eq!(
+            retry_line(Duration::from_millis(400), 2, 5, &cause),
+            format!("retrying in 0.4 s, attempt 2 of 5: {cause}")
+        );
+        assert_eq!(
+            retry_line(Duration::from_millis(1_650), 4, 5, &"x"),
+            "retrying in 1.6 s, attempt 4 of 5: x"
+        );
+        assert_eq!(
+            retry_line(Duration::from_millis(7), 2, 5, &"x"),
+            "retrying in 0.01 s, attempt 2 of 5: x"
+        );
+        assert_eq!(
+            retry_line(Duration::ZERO, 2, 3, &"x"),
+            "retrying in 0.0 s, attempt 2 of 3: x"
+        );
+    }
+
+    #[test]
+    fn a_spent_error_says_how_many_attempts_it_took() {
+        let error = || Error::Other("503".into());
+        assert_eq!(gave_up(error(), 1).to_string(), "503");
+        let spent = gave_up(error(), 5);
+        assert_eq!(spent.to_string(), "503 (gave up after 5 attempts)");
+        assert!(!spent.is_retryable());
     }
 
     #[test]

@@ -125,6 +125,26 @@ impl ImageSource {
         }
     }
 
+    /// The tag the source names for itself: `1.2` for `app:1.2` and `oci:DIR:1.2`. None for
+    /// an image ID, a digest, an archive or a name without a tag (which push as `latest`).
+    pub fn own_tag(&self) -> Option<String> {
+        match self {
+            ImageSource::Daemon { name } if !looks_like_image_id(name) => {
+                let reference = Reference::parse(name).ok()?;
+                // `app` parses with the default tag filled in; only a typed tag counts.
+                let typed = name.rsplit('/').next()?.split('@').next()?.contains(':');
+                typed.then(|| reference.tag().map(str::to_string)).flatten()
+            }
+            ImageSource::OciLayout { tag, .. } => tag.clone(),
+            _ => None,
+        }
+    }
+
+    /// The tags a push sets when none are given: the source's own tag, else `latest`.
+    pub fn default_tags(&self) -> Vec<String> {
+        vec![self.own_tag().unwrap_or_else(|| "latest".to_string())]
+    }
+
     /// The image's own repository, in docker's familiar form, when the input names one:
     /// `team/app` for `team/app:1.0`, `app` for `docker.io/library/app`, `owner/app` for
     /// `ghcr.io/owner/app:v1`. None for image IDs, layouts and archives.
@@ -460,6 +480,31 @@ mod tests {
                 expected,
                 "{input:?}"
             );
+        }
+    }
+
+    #[test]
+    fn own_tags() {
+        let id = "6790d375eb3a8ae8d91bf1ec78dddc5a7b8dd96e7cf74309a87254630773e6f0";
+        let cases: Vec<(String, Option<&str>)> = vec![
+            ("app:1.2".into(), Some("1.2")),
+            ("team/app:1.0-rc".into(), Some("1.0-rc")),
+            ("localhost:5000/app:v2".into(), Some("v2")),
+            ("localhost:5000/app".into(), None),
+            ("app".into(), None),
+            (format!("app@sha256:{id}"), None),
+            (format!("app:1.2@sha256:{id}"), Some("1.2")),
+            ("6790d375eb3a".into(), None),
+            (format!("sha256:{id}"), None),
+            ("oci:/tmp/layout:v1".into(), Some("v1")),
+            ("oci:/tmp/layout".into(), None),
+            ("docker-archive:/tmp/app.tar".into(), None),
+        ];
+        for (input, tag) in cases {
+            let source = ImageSource::parse(&input).unwrap();
+            assert_eq!(source.own_tag().as_deref(), tag, "{input}");
+            let expected = tag.unwrap_or("latest");
+            assert_eq!(source.default_tags(), [expected], "{input}");
         }
     }
 

@@ -23,13 +23,23 @@ impl Repository {
 
     /// Like [`list_tags`](Self::list_tags) with an explicit page size (`n`).
     pub async fn list_tags_paged(&self, page_size: usize) -> Result<Vec<String>> {
+        self.collect_tags(page_size, true).await
+    }
+
+    /// Like [`list_tags`](Self::list_tags), but a repository the registry does not know is an
+    /// error rather than no tags.
+    pub async fn list_tags_strict(&self) -> Result<Vec<String>> {
+        self.collect_tags(PAGE_SIZE, false).await
+    }
+
+    async fn collect_tags(&self, page_size: usize, missing_is_empty: bool) -> Result<Vec<String>> {
         let mut tags = Vec::new();
         let mut next = Some(self.url(&format!("/tags/list?n={page_size}")));
         while let Some(url) = next.take() {
             let request = Request::new(Method::GET, url, self.pull_scope());
             let info = request.info();
             let response = self.send(request).await?;
-            if response.status() == StatusCode::NOT_FOUND && tags.is_empty() {
+            if missing_is_empty && response.status() == StatusCode::NOT_FOUND && tags.is_empty() {
                 return Ok(tags);
             }
             let response = expect(response, info.clone(), &[StatusCode::OK]).await?;

@@ -135,10 +135,8 @@ fn push(inputs: &Inputs<'_>) -> anyhow::Result<PushInputs> {
              `app:1.0` built earlier in the job, `oci:DIR` or `docker-archive:FILE`"
         )
     })?;
-    let mut tags = inputs.list("tags");
-    if tags.is_empty() {
-        tags.push("latest".into());
-    }
+    // Empty: `ferry push`'s own default (the image's tag, else `latest`).
+    let tags = inputs.list("tags");
     let compression = inputs
         .get("compression")
         .map(|c| c.to_ascii_lowercase())

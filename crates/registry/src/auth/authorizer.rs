@@ -94,6 +94,7 @@ impl Authorizer {
                 let token = self
                     .token(registry, host, &realm, service.as_deref(), scopes, false)
                     .await?;
+                crate::secrets::remember(&token);
                 Ok(Some(format!("Bearer {token}")))
             }
         }
@@ -167,6 +168,7 @@ impl Authorizer {
                 let token = self
                     .token(registry, host, &realm, service.as_deref(), scopes, true)
                     .await?;
+                crate::secrets::remember(&token);
                 Ok(Some(format!("Bearer {token}")))
             }
         }

@@ -31,10 +31,15 @@ impl Credentials {
     /// The `Authorization` header value for Basic credentials: `Basic base64(user:pass)`.
     pub fn basic_header_value(&self) -> Option<String> {
         match self {
-            Self::Basic { username, password } => Some(format!(
-                "Basic {}",
-                STANDARD.encode(format!("{username}:{password}"))
-            )),
+            Self::Basic { username, password } => {
+                let value = format!(
+                    "Basic {}",
+                    STANDARD.encode(format!("{username}:{password}"))
+                );
+                crate::secrets::remember(password);
+                crate::secrets::remember_authorization(&value);
+                Some(value)
+            }
             Self::IdentityToken(_) | Self::Bearer(_) => None,
         }
     }

@@ -4,7 +4,6 @@
 use std::cmp::Reverse;
 
 use aws_smithy_types::date_time::Format;
-use serde::Serialize;
 
 use super::error::repo_target;
 use super::{Ecr, EcrError, EcrHost};
@@ -12,17 +11,7 @@ use super::{Ecr, EcrError, EcrHost};
 /// DescribeImages' maximum page: fewest calls for big repositories.
 const PAGE_SIZE: i32 = 1000;
 
-/// One image (manifest) in a repository.
-#[derive(Debug, Clone, Serialize)]
-pub struct ImageDetail {
-    pub digest: String,
-    pub tags: Vec<String>,
-    pub size: Option<u64>,
-    /// RFC 3339.
-    pub pushed_at: Option<String>,
-    pub media_type: Option<String>,
-    pub artifact_media_type: Option<String>,
-}
+pub use crate::images::ImageDetail;
 
 impl Ecr {
     /// Every image in the repository (all pages), newest first.

@@ -234,11 +234,14 @@ impl Ecr {
                 target: target.to_string(),
                 reason: "no authorizationToken in the answer".into(),
             })?;
+        // Remembered before anything can fail, so no later log line or error can show them.
+        crate::secrets::remember(encoded);
         let (username, password) = decode_token(encoded).ok_or_else(|| EcrError::Unexpected {
             operation: OP,
             target: target.to_string(),
             reason: "the authorization token is not base64 of USER:PASSWORD".into(),
         })?;
+        crate::secrets::remember(&password);
         Ok(EcrToken {
             username,
             password,

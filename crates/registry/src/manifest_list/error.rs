@@ -7,12 +7,15 @@ pub enum ListError {
     /// Every missing source at once: fixing them one run at a time would be a slow loop.
     #[error(
         "{} of {total} source(s) not found in {registry}: {}; nothing was pushed (push each \
-         image first, or check the tags with `ferry images`)",
+         image first, or see what {registry}/{repository} holds with `ferry images \
+         {registry}/{repository}`)",
         missing.len(),
         missing.iter().map(|m| format!("{} ({})", m.source, m.reason)).collect::<Vec<_>>().join(", ")
     )]
     MissingSources {
         registry: String,
+        /// The list's own repository, where most sources are looked for.
+        repository: String,
         total: usize,
         missing: Vec<MissingSource>,
     },

@@ -140,6 +140,7 @@ pub async fn plan(
     if !missing.is_empty() {
         return Err(ListError::MissingSources {
             registry: target.registry().to_string(),
+            repository: target.repository().to_string(),
             total: sources.len(),
             missing,
         }
