@@ -1,0 +1,152 @@
+//! Transfers over an emulated WAN (TLS registries behind testkit's `WanProxy`): what the
+//! transport does with connections, not how fast it is (`bench/wan.sh` measures that).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{quick_retries, reference};
+use ferry_registry::{Budget, Client, CopyOptions, copy};
+use ferry_testkit::wan::WanConfig;
+use ferry_testkit::{ImageFormat, ImageSpec, WanRegistry};
+
+/// A client that trusts the test CAs of `registries` (and reaches them by their loopback
+/// address, which it must find to speak TLS without being told).
+fn client_for(registries: &[&WanRegistry]) -> Client {
+    let mut builder = Client::builder()
+        .docker_config(false)
+        .retry(quick_retries());
+    for registry in registries {
+        builder = builder.ca_file(registry.ca_pem_path().unwrap());
+    }
+    builder.build().unwrap()
+}
+
+fn image(layers: usize, layer_size: usize) -> ImageSpec {
+    ImageSpec {
+        platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
+        layers,
+        layer_size,
+        shared_layers: 0,
+        format: ImageFormat::Oci,
+        seed: 11,
+    }
+}
+
+#[tokio::test]
+async fn a_copy_spreads_its_blobs_over_several_connections_within_the_budget() {
+    let wan = WanConfig::new(5, Some(4.0));
+    let src = WanRegistry::start(wan.clone()).await.unwrap();
+    let dst = WanRegistry::start(wan).await.unwrap();
+    // One image of 8 layers of 256 KiB and a config: each blob takes tens of ms at the cap, so
+    // transfers overlap whenever the client lets them. (A single manifest, so that every
+    // connection beyond the first request's is a blob transfer's: an index's children are
+    // fetched alongside the blobs, on connections of their own, by design.)
+    let built = ferry_testkit::build_single(&image(8, 256 * 1024)).unwrap();
+    built
+        .push(&src.url(), "team/app", "v1", None)
+        .await
+        .unwrap();
+    // The seeding client's connections close once it is dropped; count from a quiet link.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while src.stats().open > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = (src.stats().accepted, dst.stats().accepted);
+    src.proxy().reset_max_open();
+    dst.proxy().reset_max_open();
+
+    let budget = 3;
+    let report = copy(
+        &client_for(&[&src, &dst]),
+        &reference(&format!("{}/team/app:v1", src.host())),
+        &reference(&format!("{}/mirror/app:v1", dst.host())),
+        CopyOptions {
+            budget: Budget::new(budget),
+            ..CopyOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.digest.as_str(), built.manifest.digest);
+    assert_eq!(report.totals.blobs_uploaded as usize, built.blobs.len());
+
+    for (side, registry, accepted_before) in
+        [("source", &src, before.0), ("destination", &dst, before.1)]
+    {
+        let stats = registry.stats();
+        // One connection per registry is what HTTP/2 gave: every transfer shared one window.
+        assert!(
+            stats.max_open > 1,
+            "{side}: blobs moved over {} connection(s) at once: {stats:?}",
+            stats.max_open
+        );
+        assert!(
+            stats.max_open <= budget as u64,
+            "{side}: {} connections open at once with a budget of {budget}: {stats:?}",
+            stats.max_open
+        );
+        // Connections are kept and reused: 9 blobs and their manifest requests went over at
+        // most `budget` connections, plus the one that asked whether the host speaks TLS.
+        let opened = stats.accepted - accepted_before;
+        assert!(
+            opened <= budget as u64 + 1,
+            "{side}: {opened} connections opened for one copy with a budget of {budget}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_manifest_head_does_not_wait_behind_streaming_blobs() {
+    // 40 ms round trips, 2 MiB/s per connection: each 3 MiB layer streams for ~1.5 s.
+    let wan = WanConfig::new(20, Some(2.0));
+    let src = WanRegistry::start(wan.clone()).await.unwrap();
+    let dst = WanRegistry::start(wan).await.unwrap();
+    let built = ferry_testkit::build(&image(2, 3 * 1024 * 1024)).unwrap();
+    built
+        .push(&src.url(), "team/app", "v1", None)
+        .await
+        .unwrap();
+    let client = client_for(&[&src, &dst]);
+    let src_ref = reference(&format!("{}/team/app:v1", src.host()));
+    let dst_ref = reference(&format!("{}/mirror/app:v1", dst.host()));
+
+    let copying = tokio::spawn({
+        let client = client.clone();
+        let (src_ref, dst_ref) = (src_ref.clone(), dst_ref.clone());
+        async move { copy(&client, &src_ref, &dst_ref, CopyOptions::default()).await }
+    });
+    // Wait until the layers are streaming out of the source.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while src.stats().bytes_down < 1024 * 1024 {
+        assert!(
+            Instant::now() < deadline,
+            "the copy never started streaming"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let started = Instant::now();
+    let head = client
+        .repository(&src_ref)
+        .head_manifest("v1")
+        .await
+        .unwrap()
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(head.digest.as_str(), built.index.digest);
+    // A fresh connection costs a TCP handshake, a TLS handshake and the request itself: about
+    // four round trips (160 ms). Behind 4 × 3 MiB of blob bodies at 2 MiB/s on one connection it
+    // would have taken seconds.
+    assert!(
+        took < Duration::from_millis(480),
+        "a HEAD took {took:?} while blobs streamed"
+    );
+    assert!(
+        !copying.is_finished(),
+        "the blobs were no longer streaming when the HEAD was answered"
+    );
+    copying.await.unwrap().unwrap();
+}
