@@ -44,7 +44,7 @@ pub struct WanConfig {
     /// Added to every byte in each direction: 15 ms gives a 30 ms round trip. A new connection
     /// also waits one round trip before its first byte is forwarded, as a TCP handshake would.
     pub latency: Duration,
-    /// Bytes per second, per connection and per direction; `None` is unlimited.
+    /// Bytes per second, per connection and per direction; `None` (or 0) is unlimited.
     pub rate: Option<u64>,
     /// Append one line per accepted connection here (see [`WanProxy`] for the format).
     pub connection_log: Option<PathBuf>,

@@ -279,10 +279,14 @@ async fn counts_and_logs_connections() -> anyhow::Result<()> {
         assert!(fields[2].parse::<SocketAddr>().is_ok(), "{line}");
     }
 
-    // A dropped proxy stops listening.
+    // A dropped proxy stops listening and closes the connections it carried.
+    let mut open = TcpStream::connect(proxy.addr()).await?;
+    wait_until(|| proxy.stats().open == 1).await?;
     let addr = proxy.addr();
     drop(proxy);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(2), open.read(&mut byte)).await?;
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     assert!(TcpStream::connect(addr).await.is_err());
     Ok(())
 }
