@@ -59,6 +59,10 @@ enum Cmd {
         /// WAN: cap each proxied connection at this many MiB/s in each direction.
         #[arg(long, value_name = "MIB")]
         wan_rate_mib: Option<f64>,
+        /// WAN: emulate TCP slow start on each proxied connection (a 10-segment window doubling
+        /// per round trip up to the rate, shrinking again after 200 ms + RTT idle).
+        #[arg(long)]
+        wan_slow_start: bool,
         /// WAN: append one line per connection the proxy accepts to FILE:
         /// `<n> <unix-ms> <client-addr>` (so `wc -l` counts connections).
         #[arg(long, value_name = "FILE")]
@@ -124,6 +128,7 @@ async fn main() -> anyhow::Result<()> {
             public_url,
             wan_latency_ms,
             wan_rate_mib,
+            wan_slow_start,
             connection_log,
         } => {
             let auth = if let Some(b) = basic {
@@ -154,8 +159,13 @@ async fn main() -> anyhow::Result<()> {
             {
                 anyhow::bail!("--wan-rate-mib must be a positive number of MiB/s, not {rate}");
             }
-            if wan_latency_ms.is_some() || wan_rate_mib.is_some() || connection_log.is_some() {
-                let mut wan = WanConfig::new(wan_latency_ms.unwrap_or(0), wan_rate_mib);
+            if wan_latency_ms.is_some()
+                || wan_rate_mib.is_some()
+                || wan_slow_start
+                || connection_log.is_some()
+            {
+                let mut wan = WanConfig::new(wan_latency_ms.unwrap_or(0), wan_rate_mib)
+                    .slow_start(wan_slow_start);
                 wan.connection_log = connection_log;
                 run_wan_registry(opts, wan, port).await
             } else {

@@ -39,7 +39,12 @@ fn client_builder() -> anyhow::Result<reqwest::ClientBuilder> {
         .map(|pem| reqwest::Certificate::from_pem(pem))
         .collect::<Result<Vec<_>, _>>()
         .context("loading a trusted test CA")?;
-    Ok(reqwest::Client::builder().no_proxy().tls_certs_merge(certs))
+    // HTTP/1.1: concurrent blob uploads get a connection each. Over TLS reqwest would otherwise
+    // negotiate HTTP/2 and put them all on one connection, which a WAN proxy caps as one flow.
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .http1_only()
+        .tls_certs_merge(certs))
 }
 
 pub struct RawClient {

@@ -22,6 +22,10 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+mod pace;
+
+use pace::Pacer;
+
 /// Largest read (and so the largest burst) per chunk; 64–256 KiB keeps per-chunk overhead
 /// negligible at hundreds of MiB per run.
 const MAX_CHUNK: usize = 256 * 1024;
@@ -40,10 +44,14 @@ pub struct WanConfig {
     /// Added to every byte in each direction: 15 ms gives a 30 ms round trip. A new connection
     /// also waits one round trip before its first byte is forwarded, as a TCP handshake would.
     pub latency: Duration,
-    /// Bytes per second, per connection and per direction; `None` is unlimited.
+    /// Bytes per second, per connection and per direction; `None` (or 0) is unlimited.
     pub rate: Option<u64>,
     /// Append one line per accepted connection here (see [`WanProxy`] for the format).
     pub connection_log: Option<PathBuf>,
+    /// TCP slow start: each connection and direction starts with a 10-segment window that
+    /// grows by every byte sent (doubling per round trip) until the rate is reached, and
+    /// shrinks again after idle (halved per 200 ms + RTT), as Linux does. Off by default.
+    pub slow_start: bool,
 }
 
 impl WanConfig {
@@ -53,7 +61,13 @@ impl WanConfig {
             latency: Duration::from_millis(latency_ms),
             rate: rate_mib.map(|r| (r * 1024.0 * 1024.0) as u64),
             connection_log: None,
+            slow_start: false,
         }
+    }
+
+    pub fn slow_start(mut self, on: bool) -> WanConfig {
+        self.slow_start = on;
+        self
     }
 
     pub fn connection_log(mut self, path: impl Into<PathBuf>) -> WanConfig {
@@ -105,6 +119,7 @@ struct Link {
     rate: Option<f64>,
     chunk: usize,
     slots: usize,
+    slow_start: bool,
     log: Option<Mutex<File>>,
 }
 
@@ -207,6 +222,7 @@ impl Link {
             rate,
             chunk,
             slots,
+            slow_start: config.slow_start,
             log,
         }
     }
@@ -306,24 +322,23 @@ where
     let (tx, mut rx) = mpsc::channel::<(Instant, Bytes)>(link.slots);
     let reader = async move {
         let mut buf = BytesMut::new();
-        // Token bucket as a virtual clock: the time the bytes read so far have paid for.
-        let mut paid_until = Instant::now();
+        let slow_start = link
+            .slow_start
+            .then_some((link.latency * 2, link.slots * link.chunk));
+        let mut pacer = Pacer::new(link.rate, link.chunk, BURST, slow_start);
         loop {
-            if paid_until > Instant::now() {
-                tokio::time::sleep_until(paid_until).await;
+            let (not_before, limit) = pacer.next_read();
+            if not_before > Instant::now() {
+                tokio::time::sleep_until(not_before).await;
             }
-            buf.reserve(link.chunk);
-            let n = from.read_buf(&mut (&mut buf).limit(link.chunk)).await?;
+            buf.reserve(limit);
+            let n = from.read_buf(&mut (&mut buf).limit(limit)).await?;
             if n == 0 {
                 // EOF: dropping the sender lets the writer drain and half-close.
                 return Ok::<(), std::io::Error>(());
             }
             let now = Instant::now();
-            if let Some(rate) = link.rate {
-                // An idle link may send one burst at once, never more.
-                let floor = now.checked_sub(BURST).unwrap_or(now);
-                paid_until = paid_until.max(floor) + Duration::from_secs_f64(n as f64 / rate);
-            }
+            pacer.paid(n, now);
             if tx
                 .send((now + link.latency, buf.split().freeze()))
                 .await

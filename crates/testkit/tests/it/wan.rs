@@ -194,6 +194,55 @@ async fn bandwidth_is_capped_per_connection_and_direction() -> anyhow::Result<()
     Ok(())
 }
 
+/// A server that sends back every byte as it arrives.
+async fn echo_server() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = conn.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// Sends `size` bytes on an open connection while reading their echo: the time both took.
+async fn echo_round(conn: &mut TcpStream, size: usize) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let (mut r, mut w) = conn.split();
+    let data = vec![5u8; size];
+    let mut back = vec![0u8; size];
+    let (sent, got) = tokio::join!(w.write_all(&data), r.read_exact(&mut back));
+    sent?;
+    got?;
+    Ok(started.elapsed())
+}
+
+#[tokio::test]
+async fn slow_start_ramps_up_keeps_its_window_and_restarts_after_idle() -> anyhow::Result<()> {
+    let upstream = echo_server().await?;
+    let wan = WanConfig::new(15, Some(25.0)).slow_start(true);
+    let proxy = WanProxy::start(upstream, wan).await?;
+    let size = 2 * MIB;
+    let mut conn = TcpStream::connect(proxy.addr()).await?;
+
+    // From a 10-segment window, 2 MiB takes six round trips of doubling before the 25 MiB/s
+    // (750 KiB per round trip) is reached: at least 5 × 30 ms, plus the handshake.
+    let cold = echo_round(&mut conn, size).await?;
+    assert!(cold >= Duration::from_millis(180), "{cold:?}");
+    // The grown window stays while the connection is busy: about 80 ms of rate, one round trip.
+    let warm = echo_round(&mut conn, size).await?;
+    assert!(warm * 2 < cold, "warm {warm:?}, cold {cold:?}");
+    // After a second of idle the window has shrunk back: ramping up again costs round trips.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let idle = echo_round(&mut conn, size).await?;
+    assert!(idle >= Duration::from_millis(150), "{idle:?}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn counts_and_logs_connections() -> anyhow::Result<()> {
     let upstream = mirror_server().await?;
@@ -230,10 +279,14 @@ async fn counts_and_logs_connections() -> anyhow::Result<()> {
         assert!(fields[2].parse::<SocketAddr>().is_ok(), "{line}");
     }
 
-    // A dropped proxy stops listening.
+    // A dropped proxy stops listening and closes the connections it carried.
+    let mut open = TcpStream::connect(proxy.addr()).await?;
+    wait_until(|| proxy.stats().open == 1).await?;
     let addr = proxy.addr();
     drop(proxy);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(2), open.read(&mut byte)).await?;
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     assert!(TcpStream::connect(addr).await.is_err());
     Ok(())
 }
