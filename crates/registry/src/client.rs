@@ -2,22 +2,22 @@
 //! clone. A [`Repository`] is a cheap handle onto one repository of one registry; the protocol
 //! operations live next to their concepts ([`crate::blob`], [`crate::tags`], …) as methods on it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{HeaderName, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode};
-use serde::Serialize;
 
 use crate::auth::{
     Authorizer, ChainCredentials, CredentialProvider, DockerConfigCredentials, Scope,
 };
 use crate::error::{Error, RequestInfo, Result, registry_error};
+use crate::gate::{Action, Gate, Limits, Observer, Outcome};
+pub use crate::gate::{RequestCounters, RequestCounts};
 use crate::reference::Reference;
 use crate::retry::{
     Attempts, RetryPolicy, gave_up, is_retryable_status, mark_attempts, parse_retry_after,
@@ -35,6 +35,8 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     read_timeout: Duration,
     ecr_registry_url: Option<String>,
+    gate_limits: HashMap<Action, Limits>,
+    observers: Vec<Arc<dyn Observer>>,
 }
 
 impl Default for ClientBuilder {
@@ -48,6 +50,8 @@ impl Default for ClientBuilder {
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(300),
             ecr_registry_url: None,
+            gate_limits: HashMap::new(),
+            observers: Vec::new(),
         }
     }
 }
@@ -90,6 +94,19 @@ impl ClientBuilder {
         self
     }
 
+    /// Tell `observer` about every request the client sends (host, action, status, latency,
+    /// bytes), e.g. to export metrics.
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
+    /// Limit every host's `action` lane of the request gate to `limits` instead of the default.
+    pub fn gate_limits(mut self, action: Action, limits: Limits) -> Self {
+        self.gate_limits.insert(action, limits);
+        self
+    }
+
     pub fn build(self) -> Result<Client> {
         let ecr_endpoint = self
             .ecr_registry_url
@@ -109,9 +126,11 @@ impl ClientBuilder {
         }
         let provider: Arc<dyn CredentialProvider> = Arc::new(ChainCredentials::new(providers));
 
+        let gate = Gate::new(self.gate_limits, self.observers);
         Ok(Client {
             inner: Arc::new(Inner {
-                authorizer: Authorizer::new(provider, transport.clone()),
+                authorizer: Authorizer::new(provider, transport.clone()).with_gate(gate.clone()),
+                gate,
                 transport,
                 insecure: self.insecure_hosts.into_iter().collect(),
                 retry: self.retry,
@@ -131,6 +150,7 @@ pub struct Client {
 struct Inner {
     transport: Arc<Transport>,
     authorizer: Authorizer,
+    gate: Gate,
     insecure: HashSet<String>,
     retry: RetryPolicy,
     ecr_endpoint: Option<Endpoint>,
@@ -202,6 +222,11 @@ impl Client {
         }
     }
 
+    /// The request gate every request of this client and its clones passes.
+    pub fn gate(&self) -> &Gate {
+        &self.inner.gate
+    }
+
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.inner.retry
     }
@@ -232,59 +257,6 @@ pub fn is_loopback_host(host: &str) -> bool {
             .parse::<IpAddr>()
             .map(|ip| ip.is_loopback())
             .unwrap_or(false)
-}
-
-/// Requests sent, by method: what a copy cost, as the report shows it.
-#[derive(Debug, Default)]
-pub struct RequestCounters {
-    get: AtomicU64,
-    head: AtomicU64,
-    put: AtomicU64,
-    post: AtomicU64,
-    patch: AtomicU64,
-    delete: AtomicU64,
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct RequestCounts {
-    pub get: u64,
-    pub head: u64,
-    pub put: u64,
-    pub post: u64,
-    pub patch: u64,
-    pub delete: u64,
-}
-
-impl RequestCounts {
-    pub fn total(&self) -> u64 {
-        self.get + self.head + self.put + self.post + self.patch + self.delete
-    }
-}
-
-impl RequestCounters {
-    fn record(&self, method: &Method) {
-        let counter = match *method {
-            Method::GET => &self.get,
-            Method::HEAD => &self.head,
-            Method::PUT => &self.put,
-            Method::POST => &self.post,
-            Method::PATCH => &self.patch,
-            Method::DELETE => &self.delete,
-            _ => return,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn snapshot(&self) -> RequestCounts {
-        RequestCounts {
-            get: self.get.load(Ordering::Relaxed),
-            head: self.head.load(Ordering::Relaxed),
-            put: self.put.load(Ordering::Relaxed),
-            post: self.post.load(Ordering::Relaxed),
-            patch: self.patch.load(Ordering::Relaxed),
-            delete: self.delete.load(Ordering::Relaxed),
-        }
-    }
 }
 
 /// A request body. Byte bodies are replayed on retry; a stream is sent once (a failed streamed
@@ -402,6 +374,7 @@ impl Repository {
         let mut attempt = 1;
         let mut reauthenticated = false;
         inner.transport.settle_scheme(&mut request.url).await;
+        let action = Action::classify(request.method.as_str(), &request.url);
         loop {
             let generation = inner.authorizer.generation(&self.host);
             let auth = inner
@@ -431,10 +404,25 @@ impl Repository {
                     }
                 },
             };
-            self.counters.record(&request.method);
+            let bytes_sent = match &request.body {
+                Body::Bytes(bytes) => bytes.len() as u64,
+                _ => 0,
+            };
+            let permit = inner.gate.acquire(&self.host, action).await;
             tracing::trace!(method = %request.method, url = %request.url, attempt, "request");
+            let sent = builder.send().await;
+            permit.finish(
+                &Outcome {
+                    method: request.method.as_str(),
+                    status: sent.as_ref().map_or(0, |r| r.status().as_u16()),
+                    headers: sent.as_ref().ok().map(Response::headers),
+                    bytes_sent,
+                    throttled: false,
+                },
+                &[self.counters.as_ref()],
+            );
 
-            let response = match builder.send().await {
+            let response = match sent {
                 Ok(response) => response,
                 Err(source) => {
                     let error = Error::Transport {

@@ -14,6 +14,7 @@ pub mod docker;
 pub mod docker_archive;
 pub mod ecr;
 pub mod error;
+pub mod gate;
 pub mod images;
 pub mod manifest;
 pub mod manifest_list;

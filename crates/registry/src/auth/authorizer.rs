@@ -16,6 +16,7 @@ use super::challenge::{Challenge, parse_www_authenticate};
 use super::credentials::Credentials;
 use super::scope::{Scope, scopes_key};
 use crate::error::{Error, RequestInfo, Result};
+use crate::gate::{Action, Gate, Outcome};
 use crate::transport::Transport;
 
 /// What a host asked for when it challenged us.
@@ -46,6 +47,8 @@ pub struct Authorizer {
     /// One slot per (host, scopes): concurrent requests for the same scope wait for one token
     /// fetch instead of each starting their own.
     tokens: Mutex<HashMap<(String, String), TokenSlot>>,
+    /// Token fetches pass the request gate like registry requests (lane: realm host, token).
+    gate: Gate,
 }
 
 /// The spec's default when a token response carries no `expires_in`.
@@ -59,7 +62,14 @@ impl Authorizer {
             schemes: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
+            gate: Gate::default(),
         }
+    }
+
+    /// Shares `gate` (the client's) instead of a gate of its own.
+    pub(crate) fn with_gate(mut self, gate: Gate) -> Self {
+        self.gate = gate;
+        self
     }
 
     fn scheme(&self, host: &str) -> Option<HostScheme> {
@@ -296,10 +306,28 @@ impl Authorizer {
             .as_ref()
             .and_then(|c| c.username().map(|u| format!(" for user {u:?}")))
             .unwrap_or_default();
-        let response = request
-            .send()
-            .await
-            .map_err(|e| auth_error(format!("token service {realm} unreachable: {e}")))?;
+        let realm_host = match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (host, None) => host.unwrap_or_default().to_string(),
+            (None, Some(_)) => String::new(),
+        };
+        let method = match &credentials {
+            Some(Credentials::IdentityToken(_)) => "POST",
+            _ => "GET",
+        };
+        let permit = self.gate.acquire(&realm_host, Action::Token).await;
+        let sent = request.send().await;
+        permit.finish(
+            &Outcome {
+                method,
+                status: sent.as_ref().map_or(0, |r| r.status().as_u16()),
+                headers: sent.as_ref().ok().map(reqwest::Response::headers),
+                ..Outcome::default()
+            },
+            &[],
+        );
+        let response =
+            sent.map_err(|e| auth_error(format!("token service {realm} unreachable: {e}")))?;
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             self.provider.invalidate(registry);
