@@ -56,6 +56,11 @@ pub struct Fault {
     pub path_contains: String,
     /// Applied to this many matching requests, then removed.
     pub times: usize,
+    /// Applied to every `every`-th matching request only (1: each one), so a share of the
+    /// traffic fails as under real throttling: `every(5)` answers 20 %.
+    pub every: usize,
+    /// Matching requests seen so far, for `every`.
+    seen: usize,
     pub action: FaultAction,
 }
 
@@ -66,8 +71,15 @@ impl Fault {
             method: None,
             path_contains: path_contains.to_string(),
             times: 1,
+            every: 1,
+            seen: 0,
             action,
         }
+    }
+
+    pub fn every(mut self, every: usize) -> Fault {
+        self.every = every.max(1);
+        self
     }
 
     pub fn method(mut self, method: &str) -> Fault {
@@ -209,9 +221,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl State {
     fn take_fault(&self, method: &str, path_and_query: &str) -> Option<FaultAction> {
         let mut faults = lock(&self.faults);
-        let idx = faults
-            .iter()
-            .position(|f| f.matches(method, path_and_query))?;
+        let idx = faults.iter_mut().position(|f| {
+            if !f.matches(method, path_and_query) {
+                return false;
+            }
+            f.seen += 1;
+            f.seen % f.every == 0
+        })?;
         faults[idx].times -= 1;
         let action = faults[idx].action.clone();
         if faults[idx].times == 0 {
