@@ -84,7 +84,10 @@ impl Ecr {
         if let Some(account) = &host.account {
             call = call.registry_id(account);
         }
-        match call.send().await {
+        match self
+            .gated(&host.region, "DescribeRepositories", call.send())
+            .await
+        {
             Ok(output) => Ok(output
                 .repositories()
                 .iter()
@@ -138,8 +141,8 @@ impl Ecr {
         for tag in sdk_tags(&wanted.tags)? {
             call = call.tags(tag);
         }
-        let output = call
-            .send()
+        let output = self
+            .gated(&host.region, OP, call.send())
             .await
             .map_err(|e| EcrError::from_sdk(OP, repo_target(host, name), e))?;
         output

@@ -12,6 +12,7 @@ mod convert;
 mod credentials;
 mod ensure;
 mod error;
+mod gated;
 mod host;
 mod images;
 mod repository;
@@ -27,6 +28,8 @@ use std::time::SystemTime;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use base64::Engine as _;
+
+use crate::gate::Gate;
 use base64::engine::general_purpose::STANDARD;
 
 pub use credentials::{EcrCredentials, TokenObserver};
@@ -60,6 +63,8 @@ pub struct EcrOptions {
 #[derive(Clone)]
 pub struct Ecr {
     inner: Arc<Inner>,
+    /// Lanes per (region, operation); share a client's gate with [`with_gate`](Self::with_gate).
+    gate: Gate,
 }
 
 impl fmt::Debug for Ecr {
@@ -121,7 +126,15 @@ impl Ecr {
                 endpoint_url: endpoint_url.filter(|u| !u.trim().is_empty()),
                 clients: Mutex::new(HashMap::new()),
             }),
+            gate: Gate::default(),
         }
+    }
+
+    /// Sends ECR API calls through `gate` (e.g. [`crate::Client::gate`], so one set of
+    /// observers sees registry and ECR API traffic alike).
+    pub fn with_gate(mut self, gate: Gate) -> Ecr {
+        self.gate = gate;
+        self
     }
 
     /// The region AWS configuration resolved to, if any.
@@ -174,7 +187,9 @@ impl Ecr {
     /// from the `proxyEndpoint` GetAuthorizationToken answers with, which saves an STS call.
     pub async fn default_registry(&self, region: Option<&str>) -> Result<EcrHost, EcrError> {
         let region = self.region_or_default(region)?;
-        let token = self.fetch_token(&self.client(&region), &region).await?;
+        let token = self
+            .fetch_token(&self.client(&region), &region, &region)
+            .await?;
         let endpoint = token
             .proxy_endpoint
             .as_deref()
@@ -204,19 +219,19 @@ impl Ecr {
                 registry: host.host(),
             });
         }
-        self.fetch_token(&self.host_client(host), &host.api_target())
+        self.fetch_token(&self.host_client(host), &host.region, &host.api_target())
             .await
     }
 
     async fn fetch_token(
         &self,
         client: &aws_sdk_ecr::Client,
+        region: &str,
         target: &str,
     ) -> Result<EcrToken, EcrError> {
         const OP: &str = "GetAuthorizationToken";
-        let output = client
-            .get_authorization_token()
-            .send()
+        let output = self
+            .gated(region, OP, client.get_authorization_token().send())
             .await
             .map_err(|e| EcrError::from_sdk(OP, target, e))?;
         let data = output

@@ -120,6 +120,23 @@ impl fmt::Display for Action {
     }
 }
 
+/// On an ECR registry host the registry API is served by ECR API operations with their own
+/// per-region rate quotas: a manifest PUT is a PutImage, an upload's POST an
+/// InitiateLayerUpload and its final PUT a CompleteLayerUpload (10 per second each).
+fn limits_for(host: &str, action: Action) -> Limits {
+    if !crate::ecr::is_ecr_host(host) {
+        return action.default_limits();
+    }
+    match action {
+        Action::ManifestPut => Action::Ecr("PutImage").default_limits(),
+        // Two rate-limited requests per blob (POST, then the PUT that completes it).
+        Action::BlobUpload => Limits::rate(2.0 * ecr_quota("InitiateLayerUpload")),
+        Action::ManifestGet => Action::Ecr("BatchGetImage").default_limits(),
+        Action::BlobHead => Action::Ecr("BatchCheckLayerAvailability").default_limits(),
+        _ => action.default_limits(),
+    }
+}
+
 /// Requests per second per account and region, from the "Amazon ECR service quotas" page
 /// (docs/design/gate.md cites it). Operations it lists no rate for get a cautious 20.
 fn ecr_quota(operation: &str) -> f64 {
@@ -270,7 +287,7 @@ impl Gate {
                     .overrides
                     .get(&action)
                     .copied()
-                    .unwrap_or_else(|| action.default_limits());
+                    .unwrap_or_else(|| limits_for(host, action));
                 Arc::new(Lane::new(limits))
             })
             .clone()

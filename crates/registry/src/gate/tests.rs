@@ -203,3 +203,19 @@ async fn observers_and_a_copys_counters_see_the_same_requests() {
     let counts = counters.snapshot();
     assert_eq!((counts.get, counts.put, counts.total()), (1, 1, 2));
 }
+
+#[test]
+fn ecr_hosts_get_their_operations_quotas() {
+    let ecr = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+    assert_eq!(limits_for(ecr, Action::ManifestPut).rate, Some(10.0));
+    assert_eq!(limits_for(ecr, Action::BlobUpload).rate, Some(20.0));
+    assert_eq!(
+        limits_for("registry-1.docker.io", Action::ManifestPut).rate,
+        None
+    );
+    assert_eq!(
+        limits_for(ecr, Action::BlobGet).rate,
+        None,
+        "bounded by the copy's Budget"
+    );
+}
