@@ -3,7 +3,8 @@
 //!
 //! Read a copy top-down in [`copy`]; every protocol concept has a module named after it:
 //! [`reference`], [`digest`], [`manifest`] (the documents), [`manifests`], [`blob`], [`tags`] and
-//! [`referrers`] (the endpoints), [`auth`], [`client`] (transport, retries) and [`error`].
+//! [`referrers`] (the endpoints), [`auth`], [`client`] (transport, retries), [`gate`] (limits per
+//! host and action, shared by every copy) and [`error`].
 
 pub mod auth;
 pub mod blob;
