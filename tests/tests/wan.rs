@@ -150,3 +150,81 @@ async fn a_manifest_head_does_not_wait_behind_streaming_blobs() {
     );
     copying.await.unwrap().unwrap();
 }
+
+/// When the uploads are slower than the export (one connection's rate each), the export is
+/// still read to its end long before they are done: later layers do not wait for earlier
+/// uploads, so several go up at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_reads_the_whole_export_ahead_of_slow_uploads() {
+    use std::sync::{Arc, Mutex};
+
+    use ferry_registry::copy::{BlobOutcome, Progress};
+    use ferry_registry::push::{Compression, PushCache, PushOptions, push};
+    use ferry_registry::source::ImageSource;
+    use ferry_registry::{Digest, Reference};
+    use ferry_testkit::LocalImage;
+
+    /// What had reached the registry when each layer was read to its end.
+    struct SentWhenRead {
+        registry: Arc<WanRegistry>,
+        sent: Mutex<Vec<u64>>,
+    }
+    impl Progress for SentWhenRead {
+        fn blob_finished(&self, _: &Digest, _: u64, _: BlobOutcome) {
+            let sent = self.registry.stats().bytes_up;
+            self.sent.lock().unwrap().push(sent);
+        }
+    }
+
+    // 3 layers of 24 MiB (random, so they stay that size) through 16 MiB/s per connection:
+    // 1.5 s a layer. Beyond the 32 MiB that uploads may queue in memory, layers are spooled.
+    const LAYER: u64 = 24 * 1024 * 1024;
+    let registry = Arc::new(
+        WanRegistry::start(WanConfig::new(5, Some(16.0)))
+            .await
+            .unwrap(),
+    );
+    let image = LocalImage::build(3, (LAYER / 1024) as usize).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("image.tar");
+    image.save(&tar).unwrap();
+    let recorder = Arc::new(SentWhenRead {
+        registry: registry.clone(),
+        sent: Mutex::default(),
+    });
+    let options = PushOptions {
+        compression: Compression::Gzip,
+        tags: vec!["v1".into()],
+        immutable_tags: None,
+        cache: Arc::new(PushCache::disabled()),
+        engine: None,
+        inspected: None,
+        progress: Some(recorder.clone() as Arc<dyn Progress>),
+    };
+    let destination = Reference::parse(&format!("{}/spooled/app", registry.host())).unwrap();
+    registry.proxy().reset_max_open();
+    let report = push(
+        &client_for(&[&registry]),
+        &ImageSource::DockerArchive { path: tar },
+        &destination,
+        &options,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.layers_uploaded, 3);
+
+    let sent = recorder.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 3, "one event per layer read: {sent:?}");
+    // Reading the last layer waited for no upload: less than one layer had reached the
+    // registry then (without the spool, all but the 32 MiB in memory would have had to).
+    assert!(
+        sent[2] < LAYER,
+        "{} MiB had been sent when the export was read to its end",
+        sent[2] / (1024 * 1024)
+    );
+    let stats = registry.stats();
+    assert!(
+        stats.max_open >= 3,
+        "the three layers went up one after another: {stats:?}"
+    );
+}

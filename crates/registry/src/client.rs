@@ -501,6 +501,12 @@ pub(crate) async fn expect(
     if expected.contains(&response.status()) {
         return Ok(response);
     }
+    // The URL the request really went to: a loopback registry's scheme is settled in `send`,
+    // after the caller described the request.
+    let info = RequestInfo {
+        url: response.url().to_string(),
+        ..info
+    };
     let status = response.status().as_u16();
     let attempts = response.extensions().get::<Attempts>().map_or(1, |a| a.0);
     let body = response.bytes().await.unwrap_or_default();
