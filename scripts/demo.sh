@@ -13,11 +13,14 @@
 # Needs: Rust, docker-registry (apt), moto (PyPI `moto[server]`); a Docker Engine if there is one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# moto from the venv `bash scripts/test.sh` makes where pip may not install system-wide.
+. scripts/lib/prerequisites.sh
+ferry_use_venv
 
 command -v docker-registry >/dev/null ||
   { echo "demo: needs docker-registry (apt-get install docker-registry)" >&2; exit 1; }
 "${FERRY_TESTKIT_PYTHON:-python3}" -c 'import moto.server' 2>/dev/null ||
-  { echo "demo: needs moto (python3 -m pip install 'moto[server]>=5,<6')" >&2; exit 1; }
+  { echo "demo: needs moto: python3 -m pip install 'moto[server]>=5,<6' (or run bash scripts/test.sh, which installs it)" >&2; exit 1; }
 
 echo "demo: building ferry and the test rig (scripts/build-release.sh; the first build takes minutes)…"
 ferry=$(bash scripts/build-release.sh)
