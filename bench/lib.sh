@@ -82,13 +82,10 @@ bench_cleanup() {
 }
 
 bench_build() {
-  bench_log "building release binaries (static, as released: scripts/static-build.sh)…"
-  local triple
-  # shellcheck source=scripts/static-build.sh
-  triple=$(cd "$BENCH_ROOT" && . scripts/static-build.sh \
-    && cargo build --release --quiet --target "$FERRY_TARGET" -p ferry-action -p ferry-testkit >&2 \
-    && echo "$FERRY_TARGET") || bench_die "cargo build failed"
-  BIN=${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/$triple/release
+  bench_log "building release binaries (static, as released: scripts/build-release.sh)…"
+  local ferry
+  ferry=$(bash "$BENCH_ROOT/scripts/build-release.sh") || bench_die "cargo build failed"
+  BIN=$(dirname "$ferry")
   [[ -x $BIN/ferry && -x $BIN/ferry-testkit ]] || bench_die "no ferry / ferry-testkit in $BIN"
 }
 
