@@ -132,24 +132,42 @@ async fn transfer_once(
     size: u64,
     mount_from: Option<&str>,
 ) -> Result<BlobOutcome> {
-    // Opening the session is not raced against the stop: a POST cut off in flight would leave
+    // Opening a session is never raced against the stop: a POST cut off in flight would leave
     // a session whose Location was never seen, so nothing could cancel it.
-    let location = match mount_from {
+    let mut session = match mount_from {
         Some(from) => match ctx.dst.mount_blob(digest, from).await? {
             MountOutcome::Mounted => return Ok(BlobOutcome::Mounted),
             // Mounting refused (ECR without BLOB_MOUNTING, or not there after all): the
             // registry opened a normal session, which the upload below reuses.
-            MountOutcome::Upload(location) => location,
+            MountOutcome::Upload(location) => Some(location),
         },
-        None => ctx.dst.start_upload().await?,
+        None => None,
     };
-    let result = tokio::select! {
-        biased;
-        () = ctx.stop.cancelled() => Err(super::stopped()),
-        result = send_blob(ctx, digest, size, location.clone()) => result,
-    };
-    if result.is_err() {
-        match ctx.dst.cancel_upload(&location).await {
+    let result = async {
+        let source = tokio::select! {
+            biased;
+            () = ctx.stop.cancelled() => return Err(super::stopped()),
+            source = ctx.src.get_blob(digest, Some(size)) => source?,
+        };
+        let location = match &session {
+            Some(location) => location.clone(),
+            None => {
+                let location = ctx.dst.start_upload().await?;
+                session = Some(location.clone());
+                location
+            }
+        };
+        tokio::select! {
+            biased;
+            () = ctx.stop.cancelled() => Err(super::stopped()),
+            result = send_blob(ctx, digest, size, source, location) => result,
+        }
+    }
+    .await;
+    if result.is_err()
+        && let Some(location) = &session
+    {
+        match ctx.dst.cancel_upload(location).await {
             Ok(()) => tracing::debug!(%digest, "cancelled the upload session of a failed transfer"),
             Err(error) => {
                 tracing::warn!(%digest, %error, "could not cancel the upload session of a failed transfer")
@@ -159,14 +177,14 @@ async fn transfer_once(
     result
 }
 
-/// Streams the blob from the source into the open session at `location`.
+/// Streams `source` into the open session at `location`.
 async fn send_blob(
     ctx: &Ctx<'_>,
     digest: &Digest,
     size: u64,
+    source: crate::blob::BlobStream,
     location: url::Url,
 ) -> Result<BlobOutcome> {
-    let source = ctx.src.get_blob(digest, Some(size)).await?;
     if let Some(progress) = &ctx.progress {
         progress.blob_started(digest, size);
     }
