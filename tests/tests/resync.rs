@@ -326,3 +326,39 @@ async fn a_failed_copy_names_the_tags_it_had_already_moved() {
     tags.sort();
     assert_eq!(tags, ["stable", "v1"]);
 }
+
+#[tokio::test]
+async fn a_failed_transfer_cancels_its_upload_session_before_starting_over() {
+    let src = TestRegistry::anonymous().await.unwrap();
+    let dst = TestRegistry::anonymous().await.unwrap();
+    let image = seeded(&src, "app", "v1", ImageFormat::Oci).await;
+    let src_proxy = FaultProxy::start(&src.url()).await.unwrap();
+    let dst_proxy = FaultProxy::start(&dst.url()).await.unwrap();
+    // One blob read is corrupted mid-stream: its upload fails and is retried from scratch.
+    src_proxy.add_fault(
+        Fault::new("/blobs/sha256:", FaultAction::CorruptBody { at_byte: 10 })
+            .method("GET")
+            .times(1),
+    );
+
+    let report = copy_app_v1(&src_proxy.host(), &dst_proxy.host(), CopyOptions::default())
+        .await
+        .unwrap();
+
+    assert_eq!(report.digest.as_str(), image.index.digest);
+    assert_eq!(
+        dst_proxy.count("DELETE", "/blobs/uploads/"),
+        1,
+        "{:?}",
+        methods(&dst_proxy)
+    );
+    assert_eq!(
+        dst_proxy.count("POST", "/blobs/uploads/"),
+        image.blobs.len() + 1,
+        "one session per blob, plus the failed attempt's"
+    );
+    assert_eq!(
+        open_sessions(&dst.storage_dir(), "app"),
+        Vec::<String>::new()
+    );
+}
