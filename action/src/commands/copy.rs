@@ -69,6 +69,7 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<()> {
         budget: Budget::new(args.registry.concurrency),
         progress: bars.clone().map(|b| b as Arc<dyn Progress>),
         immutable_tags: repository.clone().and_then(immutable_rule),
+        ..CopyOptions::default()
     };
     let result = ferry_registry::copy(&client, &source, &destination, options).await;
     if let Some(bars) = &bars {
