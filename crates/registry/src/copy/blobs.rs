@@ -129,7 +129,8 @@ async fn transfer_once(
         None => None,
     };
 
-    let source = ctx.src.get_blob(digest, Some(size)).await?;
+    // A large blob comes in parallel ranges when the source serves them.
+    let source = super::ranged::source_stream(ctx, digest, size).await?;
     let location = match location {
         Some(location) => location,
         None => ctx.dst.start_upload().await?,

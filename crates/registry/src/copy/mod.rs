@@ -15,6 +15,7 @@
 //! Concurrency is bounded by a [`Budget`] of blob transfers that many copies can share.
 
 mod blobs;
+mod ranged;
 mod referrers;
 pub mod report;
 
@@ -31,6 +32,7 @@ use crate::manifest::{Descriptor, Manifest, Platform, descriptor_digest, filter_
 use crate::reference::Reference;
 
 use blobs::BlobLedger;
+pub use ranged::RangedFetch;
 use report::Tally;
 pub use report::{
     BlobOutcome, CopyReport, ManifestEntry, ManifestOutcome, Progress, TagEntry, TagOutcome, Totals,
@@ -68,6 +70,8 @@ pub struct CopyOptions {
     pub progress: Option<Arc<dyn Progress>>,
     /// Which destination tags may not move (an immutable ECR repository).
     pub immutable_tags: Option<ImmutableTags>,
+    /// Large blobs fetched in parallel ranges (see [`RangedFetch`]).
+    pub ranged: RangedFetch,
 }
 
 /// Tags that must never be moved once set. Setting one to the digest it already has is fine
@@ -130,6 +134,7 @@ pub(crate) struct Ctx<'a> {
     pub ledger: &'a BlobLedger,
     pub tally: &'a Tally,
     pub budget: &'a Budget,
+    pub ranged: RangedFetch,
     pub progress: Option<Arc<dyn Progress>>,
 }
 
@@ -164,6 +169,7 @@ impl Copier {
             ledger: &self.ledger,
             tally: &tally,
             budget: &self.options.budget,
+            ranged: self.options.ranged,
             progress: self.options.progress.clone(),
         };
 
