@@ -266,11 +266,11 @@ ratio_line "copy cold  ferry/skopeo" copy.ferry.cold copy.skopeo.cold 0.5
 ratio_line "copy warm  ferry/skopeo" copy.ferry.warm copy.skopeo.warm 1.0
 ratio_line "push cold  ferry/docker" push.ferry.cold push.docker.cold 0.5
 ratio_line "push warm  ferry/docker" push.ferry.warm push.docker.warm 1.0
-for dest in wan near; do
-  ratio_line "big $dest  ranged/one GET" "big.$dest.ferry-ranged" "big.$dest.ferry-one" 1.0
-  ratio_line "big $dest  ranged/skopeo" "big.$dest.ferry-ranged" "big.$dest.skopeo" 1.0
-  ratio_line "big $dest  one GET/skopeo" "big.$dest.ferry-one" "big.$dest.skopeo" 1.0
-done
+# Ranged fetching is kept only if it is clearly faster near and no slower over the WAN.
+ratio_line "big near  ranged/one GET" big.near.ferry-ranged big.near.ferry-one 0.7
+ratio_line "big wan   ranged/one GET" big.wan.ferry-ranged big.wan.ferry-one 1.05
+ratio_line "big near  ranged/skopeo" big.near.ferry-ranged big.near.skopeo 0.7
+ratio_line "big wan   ranged/skopeo" big.wan.ferry-ranged big.wan.skopeo 1.05
 for key in copy.ferry.warm push.ferry.warm; do
   [[ -n ${REQ[$key]:-} ]] || continue
   per_tag=$(med "${REQ[$key]}")

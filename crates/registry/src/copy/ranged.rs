@@ -17,21 +17,20 @@
 //! waiting, and tokio hands released permits to queued waiters first), released when the part
 //! is fetched. Other blobs are never starved, and a copy never deadlocks on its own parts.
 //!
-//! **Memory**: at most `parts` parts are fetching or fetched-and-waiting, plus the one being
-//! written out: `(parts + 1) × part_bytes` per blob — 5 × 16 MiB = 80 MiB with the defaults.
-//! Each part is retried on its own; the whole stream is verified against the digest as a plain
-//! `GET` is.
+//! **Memory**: at most `parts` parts are in flight, the first of them (the head) written out as
+//! its bytes arrive and the others held until their turn: at most `parts × part_bytes` of blob
+//! data per blob — 4 × 16 MiB = 64 MiB with the defaults (plus the allocator's slack). Each part
+//! is retried on its own and resumes where it stopped; the whole stream is verified against the
+//! digest as a plain `GET` is.
 
-use std::pin::Pin;
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures::stream::{self, FuturesOrdered};
-use futures::{Future, StreamExt, TryStreamExt};
+use futures::{StreamExt, TryStreamExt, stream};
 use reqwest::header::RANGE;
 use reqwest::{Method, Response, StatusCode};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use super::Ctx;
@@ -112,22 +111,31 @@ pub(crate) async fn source_stream(ctx: &Ctx<'_>, digest: &Digest, size: u64) -> 
         part_bytes,
         max_in_flight: ctx.ranged.parts,
         next: first.1,
-        in_flight: FuturesOrdered::new(),
+        in_flight: VecDeque::new(),
         budget: ctx.budget.0.clone(),
     };
     parts.spawn(first, None, Some((response, info)));
     let ordered = stream::try_unfold(parts, |mut parts| async move {
-        parts.top_up();
-        match parts.in_flight.next().await {
-            None => Ok::<_, Error>(None),
-            Some(chunks) => Ok(Some((stream::iter(chunks?.into_iter().map(Ok)), parts))),
+        loop {
+            parts.top_up();
+            let Some(head) = parts.in_flight.front_mut() else {
+                return Ok::<_, Error>(None);
+            };
+            if let Some(chunk) = head.chunks.recv().await {
+                return Ok(Some((chunk, parts)));
+            }
+            // The head part's task is done and its chunks drained: did it end well?
+            let finished = (&mut head.task).await;
+            finished.unwrap_or_else(|error| {
+                Err(Error::Other(format!("a range part failed: {error}")))
+            })?;
+            parts.in_flight.pop_front();
         }
-    })
-    .try_flatten();
+    });
     Ok(Box::pin(verify_stream(ordered, digest.clone(), Some(size))))
 }
 
-/// The parts of one blob: those fetching or fetched, in blob order, and where the next starts.
+/// The parts of one blob in flight, in blob order, and where the next starts.
 struct Parts {
     src: Repository,
     digest: Digest,
@@ -135,7 +143,7 @@ struct Parts {
     part_bytes: u64,
     max_in_flight: usize,
     next: u64,
-    in_flight: FuturesOrdered<Part>,
+    in_flight: VecDeque<Part>,
     budget: Arc<Semaphore>,
 }
 
@@ -164,55 +172,57 @@ impl Parts {
         response: Option<(Response, RequestInfo)>,
     ) {
         let (src, digest) = (self.src.clone(), self.digest.clone());
+        // Unbounded, yet bounded by the part's size: what the part fetched and is not written
+        // out yet.
+        let (sender, chunks) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
-            let chunks = fetch_part(&src, &digest, range, response).await;
+            let fetched = fetch_part(&src, &digest, range, response, &sender).await;
             drop(permit);
-            chunks
+            fetched
         });
-        self.in_flight.push_back(Part(task));
+        self.in_flight.push_back(Part { task, chunks });
     }
 }
 
-/// A spawned part fetch, so parts progress while earlier ones are written out; aborted when the
-/// blob's stream is dropped (a failed or cancelled transfer).
-struct Part(JoinHandle<Result<Vec<Bytes>>>);
-
-impl Future for Part {
-    type Output = Result<Vec<Bytes>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map(|joined| {
-            joined
-                .unwrap_or_else(|error| Err(Error::Other(format!("a range part failed: {error}"))))
-        })
-    }
+/// A part fetched by its own task, so parts progress while earlier ones are written out; the
+/// head part's chunks are written out as they arrive. Aborted when the blob's stream is dropped
+/// (a failed or cancelled transfer).
+struct Part {
+    task: JoinHandle<Result<()>>,
+    chunks: mpsc::UnboundedReceiver<Bytes>,
 }
 
 impl Drop for Part {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
-/// Bytes `[start, end)` of the blob, retried on their own; `response` is a first answer already
-/// in hand.
+/// Bytes `[start, end)` of the blob, sent on as they arrive; `response` is a first answer
+/// already in hand. A failed attempt resumes where the last one stopped.
 async fn fetch_part(
     src: &Repository,
     digest: &Digest,
-    range: (u64, u64),
+    (start, end): (u64, u64),
     mut response: Option<(Response, RequestInfo)>,
-) -> Result<Vec<Bytes>> {
+    sender: &mpsc::UnboundedSender<Bytes>,
+) -> Result<()> {
     let policy = src.client().retry_policy().clone();
+    let mut at = start;
     let mut attempt = 1;
     loop {
         let result = match response.take() {
-            Some((response, info)) => read_part(response, info, range).await,
-            None => request_part(src, digest, range).await,
+            Some((response, info)) => read_part(response, info, (at, end), sender, &mut at).await,
+            None => request_part(src, digest, (at, end), sender, &mut at).await,
         };
         match result {
-            Err(error) if error.is_retryable() && policy.should_retry(attempt) => {
+            // A body cut short (`Protocol`) is worth another go, as a reset is.
+            Err(error)
+                if (error.is_retryable() || matches!(error, Error::Protocol { .. }))
+                    && policy.should_retry(attempt) =>
+            {
                 let delay = policy.delay(attempt, None);
-                tracing::warn!(%digest, %error, ?delay, attempt, start = range.0, "range part failed; fetching it again");
+                tracing::warn!(%digest, %error, ?delay, attempt, at, "range part failed; resuming it");
                 tokio::time::sleep(delay).await;
                 attempt += 1;
             }
@@ -221,7 +231,13 @@ async fn fetch_part(
     }
 }
 
-async fn request_part(src: &Repository, digest: &Digest, range: (u64, u64)) -> Result<Vec<Bytes>> {
+async fn request_part(
+    src: &Repository,
+    digest: &Digest,
+    range: (u64, u64),
+    sender: &mpsc::UnboundedSender<Bytes>,
+    at: &mut u64,
+) -> Result<()> {
     let (response, info) = range_request(src, digest, range).await?;
     let response = expect(response, info.clone(), &[StatusCode::PARTIAL_CONTENT]).await?;
     if !content_range_fits(&response, range, 0) {
@@ -235,28 +251,43 @@ async fn request_part(src: &Repository, digest: &Digest, range: (u64, u64)) -> R
             ),
         });
     }
-    read_part(response, info, range).await
+    read_part(response, info, range, sender, at).await
 }
 
-async fn read_part(response: Response, info: RequestInfo, range: (u64, u64)) -> Result<Vec<Bytes>> {
-    let mut chunks = Vec::new();
-    let mut got = 0u64;
+/// Sends the body of a `206` for `range` on, advancing `at` past every byte sent.
+async fn read_part(
+    response: Response,
+    info: RequestInfo,
+    range: (u64, u64),
+    sender: &mpsc::UnboundedSender<Bytes>,
+    at: &mut u64,
+) -> Result<()> {
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|source| Error::Transport {
             request: info.clone(),
             source,
         })?;
-        got += chunk.len() as u64;
-        chunks.push(chunk);
+        let len = chunk.len() as u64;
+        if *at + len > range.1 {
+            return Err(Error::Protocol {
+                request: info,
+                reason: format!("range {}-{} sent more bytes", range.0, range.1 - 1),
+            });
+        }
+        if sender.send(chunk).is_err() {
+            // The blob's stream is gone (the transfer failed elsewhere): nothing to do.
+            return Ok(());
+        }
+        *at += len;
     }
-    if got != range.1 - range.0 {
+    if *at != range.1 {
         return Err(Error::Protocol {
             request: info,
-            reason: format!("range {}-{} ended after {got} bytes", range.0, range.1 - 1),
+            reason: format!("range {}-{} ended at byte {}", range.0, range.1 - 1, *at),
         });
     }
-    Ok(chunks)
+    Ok(())
 }
 
 async fn range_request(
