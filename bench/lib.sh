@@ -99,7 +99,8 @@ bench_start_registry() { # $1: name, then extra `ferry-testkit registry` argumen
   REG_PID[$name]=$!
   BENCH_REGS+=("$name")
   for _ in $(seq 300); do
-    host=$(sed -n 's/^host=//p' "$dir.out")
+    # The file may not exist yet: the registry's shell has not opened it.
+    host=$(sed -n 's/^host=//p' "$dir.out" 2>/dev/null || true)
     [[ -n $host ]] && break
     kill -0 "${REG_PID[$name]}" 2>/dev/null || break
     sleep 0.1

@@ -53,7 +53,7 @@ async fn copy_tag(
     let host = proxy.host();
     let from = reference(&format!("{host}/src/app:{tag}"));
     let to = reference(&format!("{host}/{user}/app:{tag}"));
-    copy(client, &from, &to, CopyOptions::default()).await
+    Ok(copy(client, &from, &to, CopyOptions::default()).await?)
 }
 
 /// Digests only `image` holds (its index, manifests and blobs), as they appear in URLs.

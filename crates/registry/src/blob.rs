@@ -193,19 +193,6 @@ impl Repository {
         Ok(())
     }
 
-    /// Ends an upload session that will carry no data (best effort: a registry also expires
-    /// abandoned sessions, so a failure is only logged).
-    pub async fn cancel_upload(&self, location: url::Url) {
-        let request = Request::new(Method::DELETE, location.to_string(), self.push_scope());
-        match self.send(request).await {
-            Ok(response) if response.status().is_success() => {}
-            Ok(response) => {
-                tracing::debug!(status = %response.status(), %location, "cancelling an upload session")
-            }
-            Err(error) => tracing::debug!(%error, %location, "cancelling an upload session"),
-        }
-    }
-
     /// Uploads a blob held in memory (configs, small artifacts).
     pub async fn push_blob_bytes(&self, digest: &Digest, data: Bytes) -> Result<()> {
         let location = self.start_upload().await?;

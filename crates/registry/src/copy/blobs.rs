@@ -147,7 +147,8 @@ async fn transfer_once(
         let source = tokio::select! {
             biased;
             () = ctx.stop.cancelled() => return Err(super::stopped()),
-            source = ctx.src.get_blob(digest, Some(size)) => source?,
+            // A large blob comes in parallel ranges when the source serves them.
+            source = super::ranged::source_stream(ctx, digest, size) => source?,
         };
         let location = match &session {
             Some(location) => location.clone(),

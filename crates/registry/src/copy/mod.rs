@@ -25,6 +25,7 @@
 mod blobs;
 mod failure;
 mod options;
+mod ranged;
 mod referrers;
 pub mod report;
 
@@ -47,6 +48,7 @@ use crate::reference::Reference;
 use blobs::BlobLedger;
 pub use failure::CopyError;
 pub use options::{Budget, CopyOptions, ImmutableTags, LastCopy};
+pub use ranged::RangedFetch;
 use report::Tally;
 pub use report::{
     BlobOutcome, CopyReport, ManifestEntry, ManifestOutcome, Progress, TagEntry, TagOutcome, Totals,
@@ -68,6 +70,7 @@ pub(crate) struct Ctx<'a> {
     pub ledger: &'a BlobLedger,
     pub tally: &'a Tally,
     pub budget: &'a Budget,
+    pub ranged: RangedFetch,
     pub progress: Option<Arc<dyn Progress>>,
     /// Cancelled with the caller's token, or by the first failing step so its siblings stop
     /// (and cancel their upload sessions) instead of being dropped mid-transfer.
@@ -184,6 +187,7 @@ impl Copier {
             ledger: &self.ledger,
             tally: &tally,
             budget: &self.options.budget,
+            ranged: self.options.ranged,
             progress: self.options.progress.clone(),
             stop: self.options.cancel.child_token(),
         };

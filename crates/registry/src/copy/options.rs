@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::ranged::RangedFetch;
 use super::report::{CopyReport, Progress};
 use crate::client::Repository;
 use crate::digest::Digest;
@@ -51,6 +52,8 @@ pub struct CopyOptions {
     /// Once cancelled, no further tag is set and running transfers stop (their upload sessions
     /// cancelled); the copy fails saying so. The default is never cancelled.
     pub cancel: CancellationToken,
+    /// Large blobs fetched in parallel ranges (see [`RangedFetch`]).
+    pub ranged: RangedFetch,
 }
 
 /// The two digests a resync remembers from one copy to the next.

@@ -53,7 +53,7 @@ impl Sessions {
             let dst = self.dst.clone();
             async move {
                 if let Ok(Ok(location)) = opening.await {
-                    dst.cancel_upload(location).await;
+                    cancel(&dst, &location).await;
                 }
             }
         });
@@ -69,9 +69,16 @@ impl Drop for Sessions {
             let dst = self.dst.clone();
             self.handle.spawn(async move {
                 if let Ok(Ok(location)) = opening.await {
-                    dst.cancel_upload(location).await;
+                    cancel(&dst, &location).await;
                 }
             });
         }
+    }
+}
+
+/// Best effort: a registry expires abandoned sessions too, so a failure is only logged.
+async fn cancel(dst: &Repository, location: &url::Url) {
+    if let Err(error) = dst.cancel_upload(location).await {
+        tracing::debug!(%error, "cancelling an upload session opened ahead");
     }
 }
