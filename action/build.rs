@@ -6,4 +6,7 @@ fn main() {
     // (a few ms in all) notices. Needs glibc ≥ 2.36 where the binary runs (bookworm has 2.36;
     // the Action image carries the libraries it was built with).
     println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    // Without this, cargo reruns the script, and so rebuilds the binary, whenever any file of
+    // the package changes — an edit to a test file meant a new release build of `ferry`.
+    println!("cargo:rerun-if-changed=build.rs");
 }

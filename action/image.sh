@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the GitHub Action's image: a distroless-style root filesystem assembled from files
-# (the `ferry` binary built for size, statically linked and stripped — scripts/static-build.sh;
-# CA certificates) on `FROM scratch` (action/Dockerfile). A dynamically linked binary given with
-# --binary gets exactly the shared libraries it links, at the paths the loader looks for them.
+# (the `ferry` binary built for size, statically linked and stripped —
+# `scripts/build-release.sh --dist`; CA certificates) on `FROM scratch` (action/Dockerfile).
+# A dynamically linked binary given with --binary gets exactly the shared libraries it links,
+# at the paths the loader looks for them.
 #
 #   action/image.sh                       # build ferry-action:dev
 #   action/image.sh --tag IMAGE[:TAG]     # build under another name (a release: see README)
@@ -30,7 +31,7 @@ while (($#)); do
     --tag) tag=${2:?--tag needs a value}; shift 2 ;;
     --binary) binary=${2:?--binary needs a path}; shift 2 ;;
     --stage) stage_only=${2:?--stage needs a directory}; shift 2 ;;
-    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -69,34 +70,9 @@ stage_rootfs() {
   install -d -m 1777 "$rootfs/tmp"
 }
 
-# The release profile tuned for size, defined here so the workspace's `--release` builds (tests,
-# benchmarks) keep their faster-to-build settings and their own target directory: fat LTO and
-# one codegen unit drop about a quarter of the binary, symbols are stripped at link time.
-profile=(
-  --profile action
-  --config 'profile.action.inherits="release"'
-  --config 'profile.action.lto="fat"'
-  --config 'profile.action.codegen-units=1'
-  --config 'profile.action.strip="symbols"'
-)
-
 if [[ -z $binary ]]; then
-  # `cargo test` gives a test these package variables; ring's build script tracks
-  # CARGO_MANIFEST_DIR, so passing them on would rebuild the AWS SDK each time this script is
-  # run from a test after a shell, or the other way round.
-  while IFS= read -r name; do
-    unset "$name"
-  done < <(compgen -e | grep -E '^CARGO_(MANIFEST_|PKG_|BIN_EXE_|CRATE_NAME$|BIN_NAME$|PRIMARY_PACKAGE$|TARGET_TMPDIR$|RUSTC_CURRENT_DIR$)')
-  cargo=${CARGO:-cargo}
-  # shellcheck source=scripts/static-build.sh
-  . "$root_dir/scripts/static-build.sh" || die "cannot set up the static build"
-  echo "image.sh: RUSTFLAGS='$RUSTFLAGS' cargo build -p ferry-action --target $FERRY_TARGET ${profile[*]}" >&2
-  "$cargo" build -p ferry-action --manifest-path "$root_dir/Cargo.toml" --target "$FERRY_TARGET" \
-    "${profile[@]}" >&2
-  target_dir=$("$cargo" metadata --no-deps --format-version 1 --manifest-path "$root_dir/Cargo.toml" |
-    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-  [[ -n $target_dir ]] || die "cannot find cargo's target directory"
-  binary=$target_dir/$FERRY_TARGET/action/ferry
+  # What a release ships: the size-tuned `dist` profile, statically linked.
+  binary=$(bash "$root_dir/scripts/build-release.sh" --dist) || die "scripts/build-release.sh --dist failed"
 fi
 [[ -x $binary ]] || die "$binary is not an executable"
 

@@ -82,13 +82,10 @@ bench_cleanup() {
 }
 
 bench_build() {
-  bench_log "building release binaries (static, as released: scripts/static-build.sh)…"
-  local triple
-  # shellcheck source=scripts/static-build.sh
-  triple=$(cd "$BENCH_ROOT" && . scripts/static-build.sh \
-    && cargo build --release --quiet --target "$FERRY_TARGET" -p ferry-action -p ferry-testkit >&2 \
-    && echo "$FERRY_TARGET") || bench_die "cargo build failed"
-  BIN=${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/$triple/release
+  bench_log "building release binaries (static, as released: scripts/build-release.sh)…"
+  local ferry
+  ferry=$(bash "$BENCH_ROOT/scripts/build-release.sh") || bench_die "cargo build failed"
+  BIN=$(dirname "$ferry")
   [[ -x $BIN/ferry && -x $BIN/ferry-testkit ]] || bench_die "no ferry / ferry-testkit in $BIN"
 }
 
@@ -102,7 +99,8 @@ bench_start_registry() { # $1: name, then extra `ferry-testkit registry` argumen
   REG_PID[$name]=$!
   BENCH_REGS+=("$name")
   for _ in $(seq 300); do
-    host=$(sed -n 's/^host=//p' "$dir.out")
+    # The file may not exist yet: the registry's shell has not opened it.
+    host=$(sed -n 's/^host=//p' "$dir.out" 2>/dev/null || true)
     [[ -n $host ]] && break
     kill -0 "${REG_PID[$name]}" 2>/dev/null || break
     sleep 0.1

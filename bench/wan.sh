@@ -14,6 +14,11 @@
 #         push — to a fresh registry (new port, empty storage: nothing to mount), ferry with an
 #         empty cache dir;
 #   warm: the same again (nothing to move).
+#
+#   big:   one image with a single BIG_MIB MiB layer, copied cold from a WAN source to (a) a WAN
+#          destination and (b) a near one (a plain loopback registry: mirroring from far away into
+#          a near ECR): ferry with parallel `Range` fetching (--range-parts RANGE_PARTS), ferry with
+#          one GET per blob (--range-parts 0), and skopeo copy. Not part of the default PARTS.
 # Measured per run (bench/lib.sh): wall, peak RSS of the client process (for `docker push` the CLI,
 # which only drives the daemon), requests that reached the registries (access logs), and TCP
 # connections the proxies accepted (their connection logs). A benchmark, not a test: targets are
@@ -21,6 +26,7 @@
 #
 # Knobs (env): ROUNDS=3 LAYERS=5 LAYER_MIB=20 PLATFORMS=linux/amd64,linux/arm64,linux/arm/v7
 #              LATENCY_MS=15 RATE_MIB=25 SEED=1 PRIME=1 PARTS="copy push" KEEP=1
+#              BIG_MIB=512 RANGE_PARTS=4 (PARTS=big)
 set -euo pipefail
 
 # shellcheck source=bench/lib.sh
@@ -35,6 +41,8 @@ RATE_MIB=${RATE_MIB:-25}
 SEED=${SEED:-1}
 PRIME=${PRIME:-1}
 PARTS=${PARTS:-copy push}
+BIG_MIB=${BIG_MIB:-512}
+RANGE_PARTS=${RANGE_PARTS:-4}
 TAG=v1
 
 bench_init wan
@@ -179,6 +187,54 @@ if [[ $PARTS == *push* ]]; then
   done
 fi
 
+# ---- big: one large layer, ranged fetching on and off ---------------------------------------
+if [[ $PARTS == *big* ]]; then
+  start_wan_registry bigsrc
+  start_wan_registry bigdst
+  bench_start_registry near
+  BSRC=${REG_HOST[bigsrc]} BDST=${REG_HOST[bigdst]} NEAR=${REG_HOST[near]}
+  cat "$(bench_reg_info bigsrc ca)" "$(bench_reg_info bigdst ca)" >"$BENCH_WORK/big-cas.pem"
+  bench_log "big: source $BSRC (WAN), destinations $BDST (WAN) and $NEAR (loopback, plain HTTP)"
+  bench_log "seeding $BSRC/bench/big:$TAG (one layer of $BIG_MIB MiB) directly…"
+  BIG_DIGEST=$("$BIN/ferry-testkit" seed --registry "https://$(bench_reg_info bigsrc direct)" \
+    --ca-cert "$(bench_reg_info bigsrc ca)" --repository bench/big --tag "$TAG" --single \
+    --layers 1 --layer-mib "$BIG_MIB" --seed "$SEED" 2>"$BENCH_WORK/seed-big.err") \
+    || { cat "$BENCH_WORK/seed-big.err" >&2; bench_die "seeding failed"; }
+  BIG_REF=$BSRC/bench/big:$TAG
+  big_cmd() { # $1 tool, $2 destination host, $3 repository
+    local skopeo_dst="--dest-cert-dir $(bench_reg_info bigdst certdir)"
+    [[ $2 == "$NEAR" ]] && skopeo_dst=--dest-tls-verify=false
+    case $1 in
+      ferry-ranged) echo "$BIN/ferry copy --json --range-parts $RANGE_PARTS --ca-file $BENCH_WORK/big-cas.pem $BIG_REF $2/$3:$TAG" ;;
+      ferry-one) echo "$BIN/ferry copy --json --range-parts 0 --ca-file $BENCH_WORK/big-cas.pem $BIG_REF $2/$3:$TAG" ;;
+      skopeo) echo "skopeo copy --src-cert-dir $(bench_reg_info bigsrc certdir) $skopeo_dst docker://$BIG_REF docker://$2/$3:$TAG" ;;
+    esac
+  }
+  big_tools=(ferry-ranged ferry-one skopeo)
+  for ((r = 1; r <= ROUNDS; r++)); do
+    bench_new_skopeo_cache "big-r$r"
+    for dest in wan near; do
+      host=$BDST
+      [[ $dest == near ]] && host=$NEAR
+      # Rotate the order per round so no tool always runs first.
+      for ((i = 0; i < 3; i++)); do
+        tool=${big_tools[$(((i + r) % 3))]}
+        # shellcheck disable=SC2046
+        run "big.$dest.$tool" "$r" $(big_cmd "$tool" "$host" "bench/$tool-r$r")
+      done
+    done
+    for tool in "${big_tools[@]}"; do
+      check_digest "$BDST/bench/$tool-r$r:$TAG" "$(bench_reg_info bigdst certdir)" "$BIG_DIGEST"
+      CHECKED=$((CHECKED + 1))
+      got=$(echo "sha256:$(skopeo inspect --raw --tls-verify=false "docker://$NEAR/bench/$tool-r$r:$TAG" | sha256sum | cut -d' ' -f1)")
+      [[ $got == "$BIG_DIGEST" ]] || { echo "$BENCH_NAME: DIGEST MISMATCH at $NEAR: $got" >&2; MISMATCH=1; }
+    done
+  done
+  bench_stop_registry bigsrc
+  bench_stop_registry bigdst
+  bench_stop_registry near
+fi
+
 # ---- report ------------------------------------------------------------------------------------
 med() { bench_median ${1}; } # word-splits the space-separated samples
 echo
@@ -186,7 +242,9 @@ echo "over an emulated WAN: TLS, ${LATENCY_MS} ms each way ($((2 * LATENCY_MS)) 
   "$RATE_MIB MiB/s per TCP connection; medians of $ROUNDS rounds"
 printf '%-22s %8s %12s %9s %13s\n' "" "wall s" "connections" "requests" "peak RSS MiB"
 for key in copy.ferry.cold copy.skopeo.cold copy.ferry.warm copy.skopeo.warm \
-  push.ferry.cold push.docker.cold push.ferry.warm push.docker.warm; do
+  push.ferry.cold push.docker.cold push.ferry.warm push.docker.warm \
+  big.wan.ferry-ranged big.wan.ferry-one big.wan.skopeo \
+  big.near.ferry-ranged big.near.ferry-one big.near.skopeo; do
   [[ -n ${WALL[$key]:-} ]] || continue
   printf '%-22s %8.3f %12s %9s %13.1f\n' "${key//./ }" "$(med "${WALL[$key]}")" \
     "$(med "${CONN[$key]}")" "$(med "${REQ[$key]}")" \
@@ -194,6 +252,8 @@ for key in copy.ferry.cold copy.skopeo.cold copy.ferry.warm copy.skopeo.warm \
 done
 [[ $PARTS == *copy* ]] && echo "copy: $nplat platforms × $LAYERS layers × $LAYER_MIB MiB, one tag"
 [[ $PARTS == *push* ]] && echo "push: $LAYERS layers × $LAYER_MIB MiB, one tag; docker's RSS is its CLI's"
+[[ $PARTS == *big* ]] && echo "big: one layer of $BIG_MIB MiB, cold, from the WAN source to a WAN (wan) or loopback (near)" \
+  "destination; ferry-ranged = --range-parts $RANGE_PARTS, ferry-one = --range-parts 0"
 echo
 echo "ratios (targets are information only):"
 ratio_line() { # $1 label, $2 ferry key, $3 peer key, $4 target
@@ -206,6 +266,11 @@ ratio_line "copy cold  ferry/skopeo" copy.ferry.cold copy.skopeo.cold 0.5
 ratio_line "copy warm  ferry/skopeo" copy.ferry.warm copy.skopeo.warm 1.0
 ratio_line "push cold  ferry/docker" push.ferry.cold push.docker.cold 0.5
 ratio_line "push warm  ferry/docker" push.ferry.warm push.docker.warm 1.0
+# Ranged fetching is kept only if it is clearly faster near and no slower over the WAN.
+ratio_line "big near  ranged/one GET" big.near.ferry-ranged big.near.ferry-one 0.7
+ratio_line "big wan   ranged/one GET" big.wan.ferry-ranged big.wan.ferry-one 1.05
+ratio_line "big near  ranged/skopeo" big.near.ferry-ranged big.near.skopeo 0.7
+ratio_line "big wan   ranged/skopeo" big.wan.ferry-ranged big.wan.skopeo 1.05
 for key in copy.ferry.warm push.ferry.warm; do
   [[ -n ${REQ[$key]:-} ]] || continue
   per_tag=$(med "${REQ[$key]}")

@@ -6,6 +6,7 @@
 mod action;
 mod cli;
 mod commands;
+mod hints;
 mod logging;
 mod output;
 mod progress;
@@ -52,6 +53,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("ferry: error: {}", output::one_line(&error));
+            if let Some(hint) = hints::for_cli(&error) {
+                eprintln!("ferry: hint: {hint}");
+            }
             ExitCode::FAILURE
         }
     };

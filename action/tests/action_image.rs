@@ -23,22 +23,38 @@ const MAX_IMAGE_BYTES: u64 = 25_000_000;
 /// A push of two tiny layers takes seconds; this only stops a hung container from hanging CI.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Builds the Action's image once per test binary (a release build, then `docker build`).
+/// Builds the Action's image once per test binary: the static release binary of
+/// `scripts/build-release.sh` (the one build the demo, the benchmarks and `scripts/test.sh`
+/// share, so it is already there when the test command runs), packed by `action/image.sh`.
+/// Cargo's and docker's output is kept, and shown only if a step fails.
 async fn action_image() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
     tokio::task::spawn_blocking(|| {
         IMAGE
             .get_or_init(|| {
                 require_docker();
-                let script = workspace_root().join("action/image.sh");
-                // stderr is inherited: cargo's and docker's progress show in the test log.
+                let root = workspace_root();
+                let build = root.join("scripts/build-release.sh");
+                let out = Command::new("bash").arg(&build).output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{} failed:\n{}",
+                    build.display(),
+                    text(&out.stderr)
+                );
+                let binary = text(&out.stdout).trim().to_string();
+                let script = root.join("action/image.sh");
                 let out = Command::new("bash")
                     .arg(&script)
-                    .args(["--tag", IMAGE_TAG])
-                    .stderr(std::process::Stdio::inherit())
+                    .args(["--binary", &binary, "--tag", IMAGE_TAG])
                     .output()
                     .unwrap();
-                assert!(out.status.success(), "{} failed", script.display());
+                assert!(
+                    out.status.success(),
+                    "{} failed:\n{}",
+                    script.display(),
+                    text(&out.stderr)
+                );
                 IMAGE_TAG.to_string()
             })
             .as_str()

@@ -197,8 +197,14 @@ async fn no_create_refuses_a_missing_repository() {
     );
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("nowhere"), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
+    // One line for the cause, one for what to do about it in the CLI's terms.
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].contains("nowhere"), "{err}");
+    assert_eq!(
+        lines[1], "ferry: hint: drop --no-create to create it",
+        "{err}"
+    );
 }
 
 /// The stand-in's data plane does not tell moto about pushes, so record the image in moto the
@@ -288,6 +294,11 @@ async fn missing_aws_credentials_is_a_clear_error() {
         .unwrap();
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("AWS credentials"), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].contains("no AWS credentials found"), "{err}");
+    assert!(
+        lines[1].starts_with("ferry: hint: set AWS_ACCESS_KEY_ID"),
+        "{err}"
+    );
 }

@@ -145,7 +145,7 @@ async fn platform_subset_gets_a_new_index_of_just_those_children() {
 }
 
 #[tokio::test]
-async fn warm_copy_costs_one_source_request_and_one_head_per_tag() {
+async fn warm_copy_costs_one_head_at_the_source_and_one_per_tag_and_no_get() {
     let src = TestRegistry::anonymous().await.unwrap();
     let dst = TestRegistry::anonymous().await.unwrap();
     seeded(&src, "app", "v1", ImageFormat::Oci).await;
@@ -167,7 +167,8 @@ async fn warm_copy_costs_one_source_request_and_one_head_per_tag() {
     let at_source = src_proxy.requests();
     let at_destination = dst_proxy.requests();
     assert_eq!(at_source.len(), 1, "source requests: {at_source:?}");
-    assert_eq!(at_source[0].method, "GET");
+    assert_eq!(at_source[0].method, "HEAD");
+    assert!(at_source[0].path_and_query.ends_with("/manifests/v1"));
     assert_eq!(
         at_destination.len(),
         2,
@@ -175,6 +176,8 @@ async fn warm_copy_costs_one_source_request_and_one_head_per_tag() {
     );
     assert!(at_destination.iter().all(|r| r.method == "HEAD"));
     assert!(warm.tags.iter().all(|t| t.outcome == TagOutcome::Unchanged));
+    assert_eq!(warm.source_digest, cold.digest);
+    assert_eq!(warm.digest, cold.digest);
     assert!(
         warm.manifests
             .iter()
@@ -243,14 +246,9 @@ async fn dry_run_reports_the_plan_and_changes_nothing() {
         dry_run: true,
         ..CopyOptions::default()
     };
-    let report = copy(
-        &client(),
-        &reference(&format!("{}/app:v1", src.host())),
-        &reference(&format!("{}/app:v1", dst.host())),
-        options,
-    )
-    .await
-    .unwrap();
+    let report = copy_app_v1(&src.host(), &dst.host(), options)
+        .await
+        .unwrap();
     assert!(report.dry_run);
     assert_eq!(report.totals.blobs_uploaded as usize, image.blobs.len());
     assert_eq!(report.totals.requests.put + report.totals.requests.post, 0);
@@ -282,14 +280,9 @@ async fn referrers_are_copied_and_indexed_at_the_destination() {
         referrers: true,
         ..CopyOptions::default()
     };
-    let report = copy(
-        &client(),
-        &reference(&format!("{}/app:v1", src.host())),
-        &reference(&format!("{}/app:v1", dst.host())),
-        options,
-    )
-    .await
-    .unwrap();
+    let report = copy_app_v1(&src.host(), &dst.host(), options)
+        .await
+        .unwrap();
 
     assert_eq!(report.referrers.len(), 1);
     assert_eq!(report.referrers[0].digest.as_str(), sbom.manifest.digest);

@@ -196,7 +196,7 @@ async fn immutable_repository_same_digest_is_unchanged_and_a_move_is_refused() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, Error::ImmutableTag { .. }), "{err}");
+    assert!(matches!(err.error, Error::ImmutableTag { .. }), "{err}");
     let text = err.to_string();
     assert!(text.contains("\"release\""), "{text}");
     assert!(

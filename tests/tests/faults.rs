@@ -36,7 +36,7 @@ async fn corrupted_source_bytes_fail_the_copy_and_tag_nothing() {
     .unwrap_err();
 
     assert!(
-        matches!(err, Error::Digest(_)),
+        matches!(err.error, Error::Digest(_)),
         "expected a digest error, got: {err}"
     );
     assert!(
@@ -109,7 +109,8 @@ async fn throttling_with_retry_after_is_waited_out() {
                 retry_after: Some(1),
             },
         )
-        .method("GET")
+        // The first request of a copy: the HEAD of the source tag.
+        .method("HEAD")
         .times(2),
     );
 
@@ -161,7 +162,7 @@ async fn server_errors_beyond_the_retry_budget_surface_with_their_code() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.status(), Some(503));
+    assert_eq!(err.error.status(), Some(503));
     assert!(
         err.to_string().contains("PUT http://"),
         "names the request: {err}"

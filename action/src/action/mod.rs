@@ -124,7 +124,7 @@ fn report(title: &str, error: &anyhow::Error) {
 }
 
 /// What a workflow author can do about the commonest failures, in the Action's own terms (the
-/// registry crate's messages speak of CLI flags and shell variables).
+/// registry crate's messages name no flag or variable; the CLI's own hints are in `hints`).
 fn hint(cause: &str) -> Option<&'static str> {
     let lower = cause.to_ascii_lowercase();
     if lower.contains("no aws credentials found") {
@@ -135,7 +135,7 @@ fn hint(cause: &str) -> Option<&'static str> {
         )
     } else if lower.contains("no aws region configured") {
         Some("Set the `region` input, or AWS_REGION in the job's `env`.")
-    } else if lower.contains("--no-create") {
+    } else if lower.contains("creating it is turned off") {
         Some(
             "The repository is missing and `create-repository` is false: create it, or set `create-repository: true`.",
         )
@@ -161,15 +161,11 @@ mod tests {
 
     #[test]
     fn hints_for_common_failures() {
-        let credentials = "GetAuthorizationToken 123456789012/us-east-1: no AWS credentials \
-                           found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, …)";
+        let credentials = "GetAuthorizationToken 123456789012/us-east-1: no AWS credentials found";
         assert!(hint(credentials).is_some_and(|h| h.contains("configure-aws-credentials")));
+        assert!(hint("no AWS region configured").is_some_and(|h| h.contains("`region`")));
         assert!(
-            hint("no AWS region configured (set AWS_REGION, …)")
-                .is_some_and(|h| h.contains("`region`"))
-        );
-        assert!(
-            hint("repository app does not exist in r (drop --no-create to create it)")
+            hint("repository app does not exist in r (and creating it is turned off)")
                 .is_some_and(|h| h.contains("create-repository"))
         );
         assert!(

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::Context;
-use ferry_registry::copy::{Budget, CopyOptions, ImmutableTags, Progress};
+use ferry_registry::copy::{Budget, CopyOptions, ImmutableTags, Progress, RangedFetch};
 use ferry_registry::ecr::{EcrHost, EnsureMode, RepositoryState};
 use ferry_registry::{Platform, Reference};
 
@@ -69,6 +69,11 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<()> {
         budget: Budget::new(args.registry.concurrency),
         progress: bars.clone().map(|b| b as Arc<dyn Progress>),
         immutable_tags: repository.clone().and_then(immutable_rule),
+        ranged: RangedFetch {
+            parts: args.range_parts,
+            ..RangedFetch::default()
+        },
+        ..CopyOptions::default()
     };
     let result = ferry_registry::copy(&client, &source, &destination, options).await;
     if let Some(bars) = &bars {

@@ -136,6 +136,24 @@ impl Repository {
         Ok(())
     }
 
+    /// Abandons an open upload session (`DELETE` its Location) so the registry frees what it
+    /// holds. A session that is already gone (404) counts as cancelled.
+    pub async fn cancel_upload(&self, location: &url::Url) -> Result<()> {
+        let request = Request::new(Method::DELETE, location.to_string(), self.push_scope());
+        let info = request.info();
+        let response = self.send(request).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        expect(
+            response,
+            info,
+            &[StatusCode::NO_CONTENT, StatusCode::ACCEPTED, StatusCode::OK],
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Sends a blob whose digest is not known yet (it is being compressed on the fly) as one
     /// streamed `PATCH` to an open session; returns where to commit it. One PATCH per blob is
     /// the shape every registry handles, ECR included: what ECR drops is data spread over

@@ -22,13 +22,13 @@ use crate::reference::Reference;
 use crate::retry::{
     Attempts, RetryPolicy, gave_up, is_retryable_status, mark_attempts, parse_retry_after,
 };
-use crate::transport::Transport;
+use crate::transport::{CaSource, Transport};
 
 /// Builds a [`Client`]. Defaults: credentials from docker's `config.json`, TLS verified
 /// against the system trust store, plain HTTP only for loopback hosts, 5 attempts per request.
 pub struct ClientBuilder {
     insecure_hosts: Vec<String>,
-    ca_files: Vec<PathBuf>,
+    cas: Vec<CaSource>,
     credentials: Option<Arc<dyn CredentialProvider>>,
     docker_config: bool,
     retry: RetryPolicy,
@@ -43,7 +43,7 @@ impl Default for ClientBuilder {
     fn default() -> Self {
         Self {
             insecure_hosts: Vec::new(),
-            ca_files: Vec::new(),
+            cas: Vec::new(),
             credentials: None,
             docker_config: true,
             retry: RetryPolicy::default(),
@@ -65,7 +65,15 @@ impl ClientBuilder {
 
     /// Trust the CA certificates in this PEM file in addition to the system's.
     pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_files.push(path.into());
+        self.cas.push(CaSource::File(path.into()));
+        self
+    }
+
+    /// Trust the CA certificates in these PEM bytes (one or more `CERTIFICATE` blocks), in
+    /// addition to the system's: for a CA held in memory, such as a Kubernetes Secret's
+    /// `ca.crt`. Checked by [`build`](Self::build).
+    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.cas.push(CaSource::Pem(pem.into()));
         self
     }
 
@@ -86,8 +94,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Send registry API calls for every ECR host to this base URL instead (`FERRY_ECR_REGISTRY_URL`):
-    /// for private endpoints, and for the local ECR stand-in in tests, whose control plane names
+    /// Send registry API calls for every ECR host to this base URL instead: for private endpoints, and for the local ECR stand-in in tests, whose control plane names
     /// the real AWS host in `proxyEndpoint`. Credentials are still looked up for the ECR host.
     pub fn ecr_registry_url(mut self, url: impl Into<String>) -> Self {
         self.ecr_registry_url = Some(url.into());
@@ -114,7 +121,7 @@ impl ClientBuilder {
             .map(Endpoint::parse)
             .transpose()?;
         let transport = Arc::new(Transport::new(
-            self.ca_files,
+            self.cas,
             self.connect_timeout,
             self.read_timeout,
         )?);
@@ -141,7 +148,8 @@ impl ClientBuilder {
 }
 
 /// A registry client. Clones share the connection pool, the credential provider and the token
-/// cache, so one client serves any number of concurrent copies.
+/// cache, so one client serves any number of concurrent copies. A client derived with
+/// [`with_credentials`](Client::with_credentials) shares only the pool and TLS settings.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -168,20 +176,20 @@ struct Endpoint {
 impl Endpoint {
     fn parse(url: &str) -> Result<Endpoint> {
         let parsed = url::Url::parse(url).map_err(|e| {
-            Error::Config(format!("FERRY_ECR_REGISTRY_URL {url:?} is not a URL: {e}"))
+            Error::Config(format!("the ECR registry URL {url:?} is not a URL: {e}"))
         })?;
         let host = match (parsed.host_str(), parsed.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_string(),
             (None, _) => {
                 return Err(Error::Config(format!(
-                    "FERRY_ECR_REGISTRY_URL {url:?} names no host"
+                    "the ECR registry URL {url:?} names no host"
                 )));
             }
         };
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(Error::Config(format!(
-                "FERRY_ECR_REGISTRY_URL {url:?} must be an http:// or https:// URL"
+                "the ECR registry URL {url:?} must be an http:// or https:// URL"
             )));
         }
         Ok(Endpoint {
@@ -225,6 +233,32 @@ impl Client {
     /// The request gate every request of this client and its clones passes.
     pub fn gate(&self) -> &Gate {
         &self.inner.gate
+    }
+
+    /// A client for another tenant: it shares this client's connection pool, TLS settings and
+    /// retry policy, and has its own authorizer and token cache, fed by `provider` alone (not by
+    /// this client's providers, nor docker's `config.json`). A token fetched with one client's
+    /// credentials is never sent by the other. For a tenant's pull Secret, see
+    /// [`DockerConfig::from_slice`](crate::auth::DockerConfig::from_slice) with
+    /// [`HelperPolicy::Refuse`](crate::auth::HelperPolicy::Refuse).
+    pub fn with_credentials(&self, provider: Arc<dyn CredentialProvider>) -> Client {
+        let inner = &self.inner;
+        Client {
+            inner: Arc::new(Inner {
+                authorizer: Authorizer::new(provider, inner.transport.clone())
+                    .with_gate(inner.gate.clone()),
+                transport: inner.transport.clone(),
+                gate: inner.gate.clone(),
+                insecure: inner.insecure.clone(),
+                retry: inner.retry.clone(),
+                ecr_endpoint: inner.ecr_endpoint.clone(),
+            }),
+        }
+    }
+
+    /// Whether `other` sends its requests over this client's connection pool.
+    pub fn shares_transport_with(&self, other: &Client) -> bool {
+        Arc::ptr_eq(&self.inner.transport, &other.inner.transport)
     }
 
     pub fn retry_policy(&self) -> &RetryPolicy {
@@ -489,6 +523,12 @@ pub(crate) async fn expect(
     if expected.contains(&response.status()) {
         return Ok(response);
     }
+    // The URL the request really went to: a loopback registry's scheme is settled in `send`,
+    // after the caller described the request.
+    let info = RequestInfo {
+        url: response.url().to_string(),
+        ..info
+    };
     let status = response.status().as_u16();
     let attempts = response.extensions().get::<Attempts>().map_or(1, |a| a.0);
     let body = response.bytes().await.unwrap_or_default();

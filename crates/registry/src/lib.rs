@@ -5,6 +5,18 @@
 //! [`reference`], [`digest`], [`manifest`] (the documents), [`manifests`], [`blob`], [`tags`] and
 //! [`referrers`] (the endpoints), [`auth`], [`client`] (transport, retries), [`gate`] (limits per
 //! host and action, shared by every copy) and [`error`].
+//!
+//! # Many tenants in one process
+//!
+//! Build one [`Client`] and derive one per tenant with [`Client::with_credentials`]: derived
+//! clients share the connection pool and TLS settings, and each has its own authorizer and token
+//! cache, so a token fetched with one tenant's credentials never serves another's request. A
+//! tenant's pull Secret becomes credentials with [`auth::DockerConfig::from_slice`] (the
+//! `.dockerconfigjson` form or the legacy `.dockercfg` one) and [`auth::HelperPolicy::Refuse`],
+//! which refuses a config naming `credsStore` or `credHelpers`: a tenant's config never runs a
+//! program. A CA held in memory is trusted with [`ClientBuilder::ca_pem`]. Error messages name
+//! the input at fault but never a command-line flag or environment variable: those belong to
+//! the caller (the `ferry` CLI adds its own hints).
 
 pub mod auth;
 pub mod blob;

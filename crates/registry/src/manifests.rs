@@ -75,15 +75,20 @@ impl Repository {
     pub async fn get_manifest(&self, target: &str) -> Result<Manifest> {
         match self.fetch_manifest(target).await? {
             Some(manifest) => Ok(manifest),
-            None => Err(Error::Registry {
-                request: crate::error::RequestInfo {
-                    method: "GET".into(),
-                    url: self.url(&format!("/manifests/{target}")),
-                },
-                status: 404,
-                code: Some(crate::error::ErrorCode::ManifestUnknown),
-                message: format!("manifest {target} not found in {}", self.name()),
-            }),
+            None => Err(self.manifest_not_found("GET", target)),
+        }
+    }
+
+    /// The error for a manifest that is not there, as the registry's 404 would say it.
+    pub(crate) fn manifest_not_found(&self, method: &str, target: &str) -> Error {
+        Error::Registry {
+            request: crate::error::RequestInfo {
+                method: method.into(),
+                url: self.url(&format!("/manifests/{target}")),
+            },
+            status: 404,
+            code: Some(crate::error::ErrorCode::ManifestUnknown),
+            message: format!("manifest {target} not found in {}", self.name()),
         }
     }
 

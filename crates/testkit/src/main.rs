@@ -72,12 +72,17 @@ enum Cmd {
     /// foreground until Ctrl-C or SIGTERM. Prints the environment for a `ferry` process as
     /// `KEY=VALUE` lines on stdout once everything answers, then `READY=1`.
     Ecr,
-    /// Build an image and push it; prints the digest of its index (or manifest with --single).
+    /// Build an image and push it (or write it into an OCI image layout); prints the digest of
+    /// its index (or manifest with --single).
     Seed {
-        /// HOST:PORT or URL of the registry.
+        /// HOST:PORT or URL of the registry (this or --oci-layout).
         #[arg(long)]
-        registry: String,
-        #[arg(long)]
+        registry: Option<String>,
+        /// Write the image into this OCI image layout directory (created or extended), tagged
+        /// --tag, instead of pushing it; --repository is then ignored.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["registry", "basic"])]
+        oci_layout: Option<PathBuf>,
+        #[arg(long, default_value = "")]
         repository: String,
         #[arg(long)]
         tag: String,
@@ -106,6 +111,12 @@ enum Cmd {
         #[arg(long, value_name = "PEM")]
         ca_cert: Option<PathBuf>,
     },
+}
+
+/// Where `seed` puts the image it builds.
+enum Target<'a> {
+    Registry(&'a str, &'a str, Option<(&'a str, &'a str)>),
+    Layout(&'a std::path::Path),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -176,6 +187,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Ecr => run_ecr().await,
         Cmd::Seed {
             registry,
+            oci_layout,
             repository,
             tag,
             platforms,
@@ -206,17 +218,35 @@ async fn main() -> anyhow::Result<()> {
                 seed,
             };
             let creds = basic.as_deref().map(split_creds).transpose()?;
+            let target = match (&registry, &oci_layout) {
+                (_, Some(dir)) => Target::Layout(dir),
+                (Some(registry), None) => {
+                    anyhow::ensure!(!repository.is_empty(), "--registry needs --repository");
+                    Target::Registry(registry, &repository, creds)
+                }
+                (None, None) => anyhow::bail!("seed needs --registry HOST or --oci-layout DIR"),
+            };
             let started = Instant::now();
             let digest = if single {
                 let image = ferry_testkit::build_single(&spec)?;
                 let built = started.elapsed();
-                image.push(&registry, &repository, &tag, creds).await?;
+                match target {
+                    Target::Layout(dir) => image.write_oci_layout(dir, &tag)?,
+                    Target::Registry(url, repo, creds) => {
+                        image.push(url, repo, &tag, creds).await?
+                    }
+                }
                 report(built, started, image.total_blob_bytes());
                 image.manifest.digest
             } else {
                 let image = ferry_testkit::build(&spec)?;
                 let built = started.elapsed();
-                image.push(&registry, &repository, &tag, creds).await?;
+                match target {
+                    Target::Layout(dir) => image.write_oci_layout(dir, &tag)?,
+                    Target::Registry(url, repo, creds) => {
+                        image.push(url, repo, &tag, creds).await?
+                    }
+                }
                 report(built, started, image.total_blob_bytes());
                 image.index.digest
             };
@@ -304,7 +334,7 @@ async fn wait_for_shutdown() -> anyhow::Result<()> {
 fn report(built: Duration, started: Instant, bytes: u64) {
     let total = started.elapsed();
     eprintln!(
-        "built {bytes} blob bytes in {:.2}s, pushed in {:.2}s",
+        "built {bytes} blob bytes in {:.2}s, stored in {:.2}s",
         built.as_secs_f64(),
         (total - built).as_secs_f64()
     );

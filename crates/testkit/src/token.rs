@@ -187,6 +187,15 @@ impl TokenIssuer {
     }
 }
 
+/// The `sub` claim (the user a token was issued to; empty for anonymous) of a bearer token or
+/// an `Authorization: Bearer …` value, so tests can tell whose token a request carried.
+pub fn token_subject(token: &str) -> Option<String> {
+    let token = token.strip_prefix("Bearer ").unwrap_or(token);
+    let payload = token.split('.').nth(1)?;
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    claims.get("sub")?.as_str().map(str::to_string)
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panicking test thread must not turn every later request into a second panic.
     m.lock().unwrap_or_else(|e| e.into_inner())

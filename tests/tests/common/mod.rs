@@ -73,6 +73,21 @@ pub async fn seeded(
     image
 }
 
+/// Copies `app:v1` from the registry at `from` to the one at `to` (hosts, possibly proxies).
+pub async fn copy_app_v1(
+    from: &str,
+    to: &str,
+    options: ferry_registry::copy::CopyOptions,
+) -> Result<ferry_registry::copy::CopyReport, ferry_registry::copy::CopyError> {
+    ferry_registry::copy(
+        &client(),
+        &reference(&format!("{from}/app:v1")),
+        &reference(&format!("{to}/app:v1")),
+        options,
+    )
+    .await
+}
+
 pub fn sha256(bytes: &[u8]) -> String {
     ferry_testkit::sha256_digest(bytes)
 }

@@ -169,8 +169,7 @@ impl Authorizer {
                 Some(h) => Ok(Some(h)),
                 None => Err(Error::Auth {
                     registry: registry.to_string(),
-                    reason: "the registry requires a login and no credentials were found for it \
-                             (checked docker's config.json; run `docker login` or set DOCKER_CONFIG)"
+                    reason: "the registry requires a login and no credentials were found for it"
                         .to_string(),
                 }),
             },

@@ -21,6 +21,11 @@ use tokio::process::Command;
 
 use super::credentials::Credentials;
 
+mod legacy;
+mod policy;
+
+pub use policy::HelperPolicy;
+
 /// Docker Hub's credentials are stored, and asked of helpers, under this legacy URL.
 const DOCKER_HUB_SERVER_URL: &str = "https://index.docker.io/v1/";
 const DEFAULT_HELPER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,6 +47,16 @@ pub enum DockerConfigError {
         origin: String,
         key: String,
         problem: String,
+    },
+    #[error(
+        "docker config {origin} names the credential helper {helper:?} in `{field}`, and \
+         credential helpers are refused for this config (it may not run programs); give the \
+         credentials in `auths` instead"
+    )]
+    HelperRefused {
+        origin: String,
+        field: &'static str,
+        helper: String,
     },
     #[error("credential helper {program} not found in {searched}")]
     HelperNotFound { program: String, searched: String },
@@ -104,15 +119,31 @@ impl DockerConfig {
     }
 
     pub fn load(path: &Path) -> Result<DockerConfig, DockerConfigError> {
-        let json = std::fs::read_to_string(path).map_err(|source| DockerConfigError::Read {
+        let json = std::fs::read(path).map_err(|source| DockerConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        parse(&json, path.display().to_string())
+        parse(&json, path.display().to_string(), HelperPolicy::Run)
     }
 
     pub fn from_json(json: &str) -> Result<DockerConfig, DockerConfigError> {
-        parse(json, "(inline JSON)".to_owned())
+        parse(
+            json.as_bytes(),
+            "(inline JSON)".to_owned(),
+            HelperPolicy::Run,
+        )
+    }
+
+    /// A config held in memory: a `config.json` (the `.dockerconfigjson` key of a
+    /// `kubernetes.io/dockerconfigjson` Secret) or the legacy `.dockercfg` form (a bare map of
+    /// registry → `{auth, username, password, email}`). `origin` names it in errors (say,
+    /// `secret team-a/pull`); `policy` says whether it may name credential helpers.
+    pub fn from_slice(
+        bytes: &[u8],
+        origin: impl Into<String>,
+        policy: HelperPolicy,
+    ) -> Result<DockerConfig, DockerConfigError> {
+        parse(bytes, origin.into(), policy)
     }
 
     /// Looks for credential helpers only in `dir` instead of `$PATH`; lets tests use fake
@@ -448,16 +479,22 @@ fn object_field<'a>(
     }
 }
 
-fn parse(json: &str, origin: String) -> Result<DockerConfig, DockerConfigError> {
+fn parse(
+    json: &[u8],
+    origin: String,
+    policy: HelperPolicy,
+) -> Result<DockerConfig, DockerConfigError> {
     match parse_fields(json) {
-        Ok((auths, cred_helpers, creds_store)) => Ok(DockerConfig {
-            origin,
-            auths,
-            cred_helpers,
-            creds_store,
-            helper_dirs: None,
-            helper_timeout: DEFAULT_HELPER_TIMEOUT,
-        }),
+        Ok((auths, cred_helpers, creds_store)) => policy
+            .check(&origin, &cred_helpers, &creds_store)
+            .map(|()| DockerConfig {
+                origin,
+                auths,
+                cred_helpers,
+                creds_store,
+                helper_dirs: None,
+                helper_timeout: DEFAULT_HELPER_TIMEOUT,
+            }),
         Err(problem) => Err(DockerConfigError::Invalid { origin, problem }),
     }
 }
@@ -468,31 +505,20 @@ type Fields = (
     Option<String>,
 );
 
-fn parse_fields(json: &str) -> Result<Fields, String> {
+fn parse_fields(json: &[u8]) -> Result<Fields, String> {
     // Syntax errors from serde_json name a position, never the text at it.
-    let value: Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let value: Value = serde_json::from_slice(json).map_err(|e| e.to_string())?;
     let Value::Object(root) = value else {
         return Err("the top level is not a JSON object".to_owned());
     };
-
-    let mut auths = BTreeMap::new();
-    for (key, entry) in object_field(&root, "auths", "auths")?.into_iter().flatten() {
-        let path = format!("auths[{key:?}]");
-        let Value::Object(entry) = entry else {
-            return Err(format!("{path} must be an object"));
-        };
-        let field = |name: &str| string_field(entry, name, &format!("{path}.{name}"));
-        auths.insert(
-            key.clone(),
-            AuthEntry {
-                auth: field("auth")?,
-                username: field("username")?,
-                password: field("password")?,
-                identity_token: field("identitytoken")?,
-                registry_token: field("registrytoken")?,
-            },
-        );
+    if legacy::is_legacy(&root) {
+        return Ok((auth_entries(&root, ".dockercfg")?, BTreeMap::new(), None));
     }
+
+    let auths = match object_field(&root, "auths", "auths")? {
+        Some(section) => auth_entries(section, "auths")?,
+        None => BTreeMap::new(),
+    };
 
     let mut cred_helpers = BTreeMap::new();
     let helpers = object_field(&root, "credHelpers", "credHelpers")?;
@@ -510,6 +536,32 @@ fn parse_fields(json: &str) -> Result<Fields, String> {
     let creds_store =
         string_field(&root, "credsStore", "credsStore")?.filter(|store| !store.is_empty());
     Ok((auths, cred_helpers, creds_store))
+}
+
+/// Registry → credentials entries, as in `auths` (and the whole of a legacy `.dockercfg`).
+fn auth_entries(
+    section: &Map<String, Value>,
+    name: &str,
+) -> Result<BTreeMap<String, AuthEntry>, String> {
+    let mut auths = BTreeMap::new();
+    for (key, entry) in section {
+        let path = format!("{name}[{key:?}]");
+        let Value::Object(entry) = entry else {
+            return Err(format!("{path} must be an object"));
+        };
+        let field = |name: &str| string_field(entry, name, &format!("{path}.{name}"));
+        auths.insert(
+            key.clone(),
+            AuthEntry {
+                auth: field("auth")?,
+                username: field("username")?,
+                password: field("password")?,
+                identity_token: field("identitytoken")?,
+                registry_token: field("registrytoken")?,
+            },
+        );
+    }
+    Ok(auths)
 }
 
 #[cfg(test)]

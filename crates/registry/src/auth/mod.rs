@@ -19,7 +19,7 @@ use tokio::sync::OnceCell;
 
 pub use authorizer::Authorizer;
 pub use credentials::Credentials;
-pub use docker_config::DockerConfig;
+pub use docker_config::{DockerConfig, HelperPolicy};
 pub use scope::Scope;
 
 use crate::error::Result;

@@ -3,7 +3,8 @@
 //! In order of cost: already at the destination (one `HEAD`), mountable from a repository on
 //! the same registry (one `POST`), or streamed source → destination through memory in chunks —
 //! never a whole layer in memory, never a temp file — with the digest verified on the way.
-//! A failed transfer is restarted from scratch: upload sessions are not resumable on ECR.
+//! A failed transfer is restarted from scratch: upload sessions are not resumable on ECR. The
+//! session of a failed or stopped attempt is cancelled (`DELETE`), so none is left open.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -78,7 +79,14 @@ pub(crate) async fn ensure_blob(ctx: &Ctx<'_>, digest: &Digest, size: u64) -> Re
 }
 
 async fn move_blob(ctx: &Ctx<'_>, digest: &Digest, size: u64) -> Result<BlobOutcome> {
-    let _permit = ctx.budget.acquire().await?;
+    // A blob another copy failed to move is tried again by the next one asking for it: not
+    // once this copy has stopped.
+    super::check_stop(ctx)?;
+    let _permit = tokio::select! {
+        biased;
+        () = ctx.stop.cancelled() => return Err(super::stopped()),
+        permit = ctx.budget.acquire() => permit?,
+    };
     if ctx.dst.head_blob(digest).await?.is_some() {
         return Ok(BlobOutcome::Skipped);
     }
@@ -105,7 +113,10 @@ async fn move_blob(ctx: &Ctx<'_>, digest: &Digest, size: u64) -> Result<BlobOutc
             Err(error) if error.is_retryable() && policy.should_retry(attempt) => {
                 let delay = policy.delay(attempt, None);
                 tracing::warn!(%digest, %error, ?delay, attempt, "blob transfer failed; restarting it");
-                tokio::time::sleep(delay).await;
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = ctx.stop.cancelled() => return Err(super::stopped()),
+                }
                 attempt += 1;
             }
             Err(error) => return Err(error),
@@ -113,13 +124,17 @@ async fn move_blob(ctx: &Ctx<'_>, digest: &Digest, size: u64) -> Result<BlobOutc
     }
 }
 
+/// One attempt. The upload session it opens is cancelled when the attempt fails or the copy
+/// stops, so an abandoned transfer never leaves one behind.
 async fn transfer_once(
     ctx: &Ctx<'_>,
     digest: &Digest,
     size: u64,
     mount_from: Option<&str>,
 ) -> Result<BlobOutcome> {
-    let location = match mount_from {
+    // Opening a session is never raced against the stop: a POST cut off in flight would leave
+    // a session whose Location was never seen, so nothing could cancel it.
+    let mut session = match mount_from {
         Some(from) => match ctx.dst.mount_blob(digest, from).await? {
             MountOutcome::Mounted => return Ok(BlobOutcome::Mounted),
             // Mounting refused (ECR without BLOB_MOUNTING, or not there after all): the
@@ -128,12 +143,49 @@ async fn transfer_once(
         },
         None => None,
     };
+    let result = async {
+        let source = tokio::select! {
+            biased;
+            () = ctx.stop.cancelled() => return Err(super::stopped()),
+            // A large blob comes in parallel ranges when the source serves them.
+            source = super::ranged::source_stream(ctx, digest, size) => source?,
+        };
+        let location = match &session {
+            Some(location) => location.clone(),
+            None => {
+                let location = ctx.dst.start_upload().await?;
+                session = Some(location.clone());
+                location
+            }
+        };
+        tokio::select! {
+            biased;
+            () = ctx.stop.cancelled() => Err(super::stopped()),
+            result = send_blob(ctx, digest, size, source, location) => result,
+        }
+    }
+    .await;
+    if result.is_err()
+        && let Some(location) = &session
+    {
+        match ctx.dst.cancel_upload(location).await {
+            Ok(()) => tracing::debug!(%digest, "cancelled the upload session of a failed transfer"),
+            Err(error) => {
+                tracing::warn!(%digest, %error, "could not cancel the upload session of a failed transfer")
+            }
+        }
+    }
+    result
+}
 
-    let source = ctx.src.get_blob(digest, Some(size)).await?;
-    let location = match location {
-        Some(location) => location,
-        None => ctx.dst.start_upload().await?,
-    };
+/// Streams `source` into the open session at `location`.
+async fn send_blob(
+    ctx: &Ctx<'_>,
+    digest: &Digest,
+    size: u64,
+    source: crate::blob::BlobStream,
+    location: url::Url,
+) -> Result<BlobOutcome> {
     if let Some(progress) = &ctx.progress {
         progress.blob_started(digest, size);
     }

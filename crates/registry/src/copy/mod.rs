@@ -2,117 +2,57 @@
 //! repositories, possibly on different registries.
 //!
 //! The data path, top-down:
-//! 1. `GET` the source manifest (by tag or digest) and, for a platform subset, build the new
-//!    index holding only those children.
-//! 2. `HEAD` every destination tag. If each already points at that digest, stop: a warm copy
-//!    costs one request at the source and one per tag at the destination.
+//! 1. `HEAD` the source manifest and every destination tag. If each tag already points at what
+//!    the source resolves to (or, for a platform subset, at what the last copy produced from
+//!    this same source digest, [`LastCopy`]), stop: a warm copy costs one `HEAD` at the source
+//!    and one per tag at the destination, and no manifest `GET`.
+//! 2. `GET` the source manifest by the digest the `HEAD` gave and, for a platform subset, build
+//!    the new index holding only those children.
 //! 3. For each child (concurrently): `HEAD` it at the destination by digest; if missing, fetch
 //!    it, ensure its blobs ([`blobs`]), and push it by digest.
-//! 4. Push the top-level manifest under each tag — last, so a tag never points at anything
-//!    whose children and blobs are not all present.
-//! 5. Optionally copy referrers ([`referrers`]).
+//! 4. Optionally copy referrers ([`referrers`]) — before any tag, so a tag never points at an
+//!    image whose signatures are not there yet.
+//! 5. Push the top-level manifest under each tag — last, so a tag never points at anything
+//!    whose children, blobs and referrers are not all present.
+//!
+//! A failed copy returns a [`CopyError`] naming the tags it had already set. The copy's
+//! cancellation token ([`CopyOptions::cancel`]) stops transfers (their upload sessions
+//! cancelled) and the setting of further tags; a failing transfer stops its siblings the same
+//! way, so no upload session is left open.
 //!
 //! Concurrency is bounded by a [`Budget`] of blob transfers that many copies can share.
 
 mod blobs;
+mod failure;
+mod options;
+mod ranged;
 mod referrers;
 pub mod report;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::future::{BoxFuture, try_join_all};
-use tokio::sync::Semaphore;
+use futures::future::{BoxFuture, join_all, try_join_all};
+/// The token [`CopyOptions::cancel`] takes, re-exported so callers need no tokio-util of their own.
+pub use tokio_util::sync::CancellationToken;
 
 use crate::client::{Client, Repository, RequestCounters};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::manifest::{Descriptor, Manifest, Platform, descriptor_digest, filter_index};
+use crate::manifests::ManifestHead;
+use crate::media_type;
 use crate::reference::Reference;
 
 use blobs::BlobLedger;
+pub use failure::CopyError;
+pub use options::{Budget, CopyOptions, ImmutableTags, LastCopy};
+pub use ranged::RangedFetch;
 use report::Tally;
 pub use report::{
     BlobOutcome, CopyReport, ManifestEntry, ManifestOutcome, Progress, TagEntry, TagOutcome, Totals,
 };
-
-/// How many blob transfers may run at once. Clone it into several copies' options to share one
-/// budget between them (the operator copies for many resources at once).
-#[derive(Clone, Debug)]
-pub struct Budget(Arc<Semaphore>);
-
-impl Budget {
-    pub fn new(transfers: usize) -> Self {
-        Budget(Arc::new(Semaphore::new(transfers.max(1))))
-    }
-}
-
-impl Default for Budget {
-    /// Eight transfers: enough to fill a fast link, few enough to stay polite to a registry.
-    fn default() -> Self {
-        Budget::new(8)
-    }
-}
-
-#[derive(Clone, Default)]
-pub struct CopyOptions {
-    /// Only these platforms of an index (a new index holding just them is pushed). Empty: all.
-    pub platforms: Vec<Platform>,
-    /// Also copy referrers (signatures, SBOMs, attestations) of every manifest copied.
-    pub referrers: bool,
-    /// Read everything, change nothing, and report what would be done.
-    pub dry_run: bool,
-    /// Tags to set besides the destination reference's own.
-    pub extra_tags: Vec<String>,
-    pub budget: Budget,
-    pub progress: Option<Arc<dyn Progress>>,
-    /// Which destination tags may not move (an immutable ECR repository).
-    pub immutable_tags: Option<ImmutableTags>,
-}
-
-/// Tags that must never be moved once set. Setting one to the digest it already has is fine
-/// ("unchanged"); moving one fails the copy before anything is pushed.
-#[derive(Clone)]
-pub struct ImmutableTags {
-    /// How the registry describes the rule, for the error (`IMMUTABLE`).
-    pub mutability: String,
-    pub applies_to: Arc<dyn Fn(&str) -> bool + Send + Sync>,
-}
-
-impl ImmutableTags {
-    /// Fails if pointing `tags` (currently at `current`) to `new` would move an immutable one.
-    pub fn check(
-        &self,
-        dst: &Repository,
-        tags: &[String],
-        current: &[Option<Digest>],
-        new: &Digest,
-    ) -> Result<()> {
-        for (tag, previous) in tags.iter().zip(current) {
-            if let Some(previous) = previous
-                && previous != new
-                && (self.applies_to)(tag)
-            {
-                return Err(Error::ImmutableTag {
-                    repository: format!("{}/{}", dst.registry(), dst.name()),
-                    tag: tag.clone(),
-                    current: previous.clone(),
-                    new: new.clone(),
-                    mutability: self.mutability.clone(),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Every tag is immutable.
-    pub fn all(mutability: impl Into<String>) -> Self {
-        Self {
-            mutability: mutability.into(),
-            applies_to: Arc::new(|_| true),
-        }
-    }
-}
 
 /// Copies images with a shared client, budget and ledger of blobs already moved in this run.
 pub struct Copier {
@@ -130,7 +70,62 @@ pub(crate) struct Ctx<'a> {
     pub ledger: &'a BlobLedger,
     pub tally: &'a Tally,
     pub budget: &'a Budget,
+    pub ranged: RangedFetch,
     pub progress: Option<Arc<dyn Progress>>,
+    /// Cancelled with the caller's token, or by the first failing step so its siblings stop
+    /// (and cancel their upload sessions) instead of being dropped mid-transfer.
+    pub stop: CancellationToken,
+}
+
+/// What a step returns when the copy was stopped; the real cause is reported instead.
+const STOPPED: &str = "the copy was stopped";
+
+pub(crate) fn stopped() -> Error {
+    Error::Other(STOPPED.into())
+}
+
+fn is_stopped(error: &Error) -> bool {
+    matches!(error, Error::Other(message) if message == STOPPED)
+}
+
+/// Runs `steps` concurrently to the end. The first failure stops the others, which wind down
+/// (cancelling their upload sessions); the error returned is that failure, not a sibling's
+/// "stopped".
+pub(crate) async fn all<T, F>(ctx: &Ctx<'_>, steps: impl IntoIterator<Item = F>) -> Result<Vec<T>>
+where
+    F: Future<Output = Result<T>>,
+{
+    let results = join_all(steps.into_iter().map(|step| async {
+        let result = step.await;
+        if result.is_err() {
+            ctx.stop.cancel();
+        }
+        result
+    }))
+    .await;
+    let mut first_stop = None;
+    let mut values = Vec::with_capacity(results.len());
+    for result in results {
+        match result {
+            Ok(value) => values.push(value),
+            Err(error) if is_stopped(&error) => {
+                first_stop.get_or_insert(error);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    match first_stop {
+        Some(error) => Err(error),
+        None => Ok(values),
+    }
+}
+
+fn check_stop(ctx: &Ctx<'_>) -> Result<()> {
+    if ctx.stop.is_cancelled() {
+        Err(stopped())
+    } else {
+        Ok(())
+    }
 }
 
 /// Copies `src` to `dst` once. Use a [`Copier`] to copy several images in one run.
@@ -139,7 +134,7 @@ pub async fn copy(
     src: &Reference,
     dst: &Reference,
     options: CopyOptions,
-) -> Result<CopyReport> {
+) -> std::result::Result<CopyReport, CopyError> {
     Copier::new(client.clone(), options).copy(src, dst).await
 }
 
@@ -152,7 +147,35 @@ impl Copier {
         }
     }
 
-    pub async fn copy(&self, src: &Reference, dst: &Reference) -> Result<CopyReport> {
+    /// Copies `src` to `dst`. On failure the error names the tags already set.
+    pub async fn copy(
+        &self,
+        src: &Reference,
+        dst: &Reference,
+    ) -> std::result::Result<CopyReport, CopyError> {
+        let mut set = Vec::new();
+        let result = self.run(src, dst, &mut set).await;
+        match result {
+            Ok(report) => Ok(report),
+            Err(_) if self.options.cancel.is_cancelled() => Err(CopyError::cancelled(
+                &src.to_string(),
+                &dst.to_string(),
+                set,
+            )),
+            Err(error) => Err(CopyError {
+                error,
+                tags: set,
+                cancelled: false,
+            }),
+        }
+    }
+
+    async fn run(
+        &self,
+        src: &Reference,
+        dst: &Reference,
+        set: &mut Vec<TagEntry>,
+    ) -> Result<CopyReport> {
         let started = Instant::now();
         let counters = Arc::new(RequestCounters::default());
         let tally = Tally::default();
@@ -164,10 +187,76 @@ impl Copier {
             ledger: &self.ledger,
             tally: &tally,
             budget: &self.options.budget,
+            ranged: self.options.ranged,
             progress: self.options.progress.clone(),
+            stop: self.options.cancel.child_token(),
+        };
+        let report = |source_digest: Digest, top: TopLevel, manifests, tags, referrers| {
+            let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            CopyReport {
+                source: src.to_string(),
+                destination: dst.to_string(),
+                source_digest,
+                digest: top.digest,
+                media_type: top.media_type,
+                size: top.size,
+                manifests,
+                tags,
+                referrers,
+                totals: tally.totals(counters.snapshot(), elapsed_ms),
+                dry_run: self.options.dry_run,
+            }
         };
 
-        let fetched = ctx.src.get_manifest(src.target()).await?;
+        check_stop(&ctx)?;
+        let source = match ctx.src.head_manifest(src.target()).await? {
+            Some(head) => head,
+            None => return Err(ctx.src.manifest_not_found("HEAD", src.target())),
+        };
+        let tags = destination_tags(dst, &self.options.extra_tags);
+        let heads: Vec<Option<ManifestHead>> =
+            try_join_all(tags.iter().map(|tag| ctx.dst.head_manifest(tag))).await?;
+        let current: Vec<Option<Digest>> = heads
+            .iter()
+            .map(|h| h.as_ref().map(|h| h.digest.clone()))
+            .collect();
+
+        // What the tags will point at, when the HEADs alone tell: the source itself, unless a
+        // platform subset of an index makes a new one, whose digest only the last copy knows.
+        let expected =
+            if self.options.platforms.is_empty() || !media_type::is_index(&source.media_type) {
+                Some(source.digest.clone())
+            } else {
+                self.options
+                    .last
+                    .as_ref()
+                    .filter(|last| last.source_digest == source.digest)
+                    .map(|last| last.digest.clone())
+            };
+        // Referrers can be added to an unchanged image: with them, the manifests are read to
+        // know every subject.
+        if let Some(expected) = &expected
+            && !self.options.referrers
+            && !tags.is_empty()
+            && current.iter().all(|d| d.as_ref() == Some(expected))
+            && dst.digest().is_none_or(|wanted| wanted == expected)
+            && let Some(Some(head)) = heads.first()
+        {
+            let top = TopLevel::from_head(head);
+            let manifests = vec![ManifestEntry {
+                platform: None,
+                digest: top.digest.clone(),
+                size: top.size,
+                media_type: top.media_type.clone(),
+                outcome: ManifestOutcome::Present,
+            }];
+            let tags = TagEntry::plan(&tags, current, expected);
+            return Ok(report(source.digest, top, manifests, tags, Vec::new()));
+        }
+
+        check_stop(&ctx)?;
+        // By digest: what the HEAD saw, even if the tag moves meanwhile.
+        let fetched = ctx.src.get_manifest(source.digest.as_str()).await?;
         let top = if !self.options.platforms.is_empty() && fetched.is_index() {
             filter_index(&fetched, &self.options.platforms)?
         } else {
@@ -181,14 +270,6 @@ impl Copier {
                 top.digest()
             )));
         }
-
-        let tags = destination_tags(dst, &self.options.extra_tags);
-        let current: Vec<Option<Digest>> =
-            try_join_all(tags.iter().map(|tag| ctx.dst.head_manifest(tag)))
-                .await?
-                .into_iter()
-                .map(|head| head.map(|h| h.digest))
-                .collect();
         if let Some(rule) = &self.options.immutable_tags {
             rule.check(&ctx.dst, &tags, &current, top.digest())?;
         }
@@ -200,19 +281,14 @@ impl Copier {
             manifests.extend(top.children().iter().filter_map(present_child));
         } else {
             manifests.extend(copy_contents(&ctx, &top).await?);
-            if tags.is_empty() {
+            // By digest first when nothing else will name it yet: untagged, or referrers
+            // about to be pushed with it as their subject.
+            if tags.is_empty() || self.options.referrers {
                 push(&ctx, top.digest().as_str(), &top).await?;
             }
         }
 
-        // Tags last: everything they point at is in place by now.
-        let tag_entries = TagEntry::plan(&tags, current, top.digest());
-        for entry in &tag_entries {
-            if entry.outcome != TagOutcome::Unchanged {
-                push(&ctx, &entry.tag, &top).await?;
-            }
-        }
-
+        // Referrers before tags: a tag never points at an image without its signatures.
         let referrers = if self.options.referrers {
             let subjects: Vec<Digest> = manifests.iter().map(|m| m.digest.clone()).collect();
             referrers::copy_referrers(&ctx, &subjects).await?
@@ -220,19 +296,49 @@ impl Copier {
             Vec::new()
         };
 
-        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Ok(CopyReport {
-            source: src.to_string(),
-            destination: dst.to_string(),
-            digest: top.digest().clone(),
-            media_type: top.media_type().to_string(),
-            size: top.size(),
+        // Tags last: everything they point at is in place by now.
+        let tag_entries = TagEntry::plan(&tags, current, top.digest());
+        for entry in &tag_entries {
+            if entry.outcome != TagOutcome::Unchanged {
+                check_stop(&ctx)?;
+                push(&ctx, &entry.tag, &top).await?;
+                set.push(entry.clone());
+            }
+        }
+
+        let top_level = TopLevel::from_manifest(&top);
+        Ok(report(
+            source.digest,
+            top_level,
             manifests,
-            tags: tag_entries,
+            tag_entries,
             referrers,
-            totals: tally.totals(counters.snapshot(), elapsed_ms),
-            dry_run: self.options.dry_run,
-        })
+        ))
+    }
+}
+
+/// The top-level manifest as the report describes it.
+struct TopLevel {
+    digest: Digest,
+    media_type: String,
+    size: u64,
+}
+
+impl TopLevel {
+    fn from_head(head: &ManifestHead) -> Self {
+        TopLevel {
+            digest: head.digest.clone(),
+            media_type: head.media_type.clone(),
+            size: head.size,
+        }
+    }
+
+    fn from_manifest(manifest: &Manifest) -> Self {
+        TopLevel {
+            digest: manifest.digest().clone(),
+            media_type: manifest.media_type().to_string(),
+            size: manifest.size(),
+        }
     }
 }
 
@@ -279,7 +385,8 @@ fn copy_contents<'a>(
 ) -> BoxFuture<'a, Result<Vec<ManifestEntry>>> {
     Box::pin(async move {
         if manifest.is_index() {
-            try_join_all(
+            all(
+                ctx,
                 manifest
                     .children()
                     .iter()
@@ -287,10 +394,13 @@ fn copy_contents<'a>(
             )
             .await
         } else {
-            try_join_all(manifest.blobs().into_iter().map(|blob| async move {
-                let digest = descriptor_digest(blob)?;
-                blobs::ensure_blob(ctx, &digest, blob.size()).await
-            }))
+            all(
+                ctx,
+                manifest.blobs().into_iter().map(|blob| async move {
+                    let digest = descriptor_digest(blob)?;
+                    blobs::ensure_blob(ctx, &digest, blob.size()).await
+                }),
+            )
             .await?;
             Ok(Vec::new())
         }
@@ -317,6 +427,7 @@ async fn copy_child(ctx: &Ctx<'_>, desc: &Descriptor) -> Result<ManifestEntry> {
 }
 
 async fn push(ctx: &Ctx<'_>, target: &str, manifest: &Manifest) -> Result<()> {
+    check_stop(ctx)?;
     if ctx.dry_run {
         return Ok(());
     }

@@ -4,10 +4,10 @@
 //! API indexes them itself (it answers `OCI-Subject` to the push); for one without, the
 //! `sha256-<hex>` tag index is brought up to date so clients there can still find them.
 
-use futures::future::{BoxFuture, try_join_all};
+use futures::future::BoxFuture;
 
 use super::report::{ManifestEntry, ManifestOutcome};
-use super::{Ctx, copy_contents, entry};
+use super::{Ctx, all, check_stop, copy_contents, entry};
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::manifest::{Descriptor, descriptor_digest};
@@ -20,7 +20,8 @@ pub(crate) async fn copy_referrers(
     ctx: &Ctx<'_>,
     subjects: &[Digest],
 ) -> Result<Vec<ManifestEntry>> {
-    let lists = try_join_all(
+    let lists = all(
+        ctx,
         subjects
             .iter()
             .map(|s| copy_referrers_of(ctx, s.clone(), 0)),
@@ -57,6 +58,7 @@ fn copy_referrers_of<'a>(
             } else {
                 let manifest = ctx.src.get_manifest(digest.as_str()).await?;
                 copy_contents(ctx, &manifest).await?;
+                check_stop(ctx)?;
                 if !ctx.dry_run {
                     let pushed = ctx.dst.put_manifest(digest.as_str(), &manifest).await?;
                     ctx.tally.manifest();
@@ -94,6 +96,7 @@ async fn update_tag_index(
         "mediaType": OCI_INDEX,
         "manifests": merged,
     });
+    check_stop(ctx)?;
     let raw = serde_json::to_vec(&index)
         .map_err(|e| crate::Error::Other(format!("cannot encode the referrers index: {e}")))?;
     ctx.dst

@@ -12,11 +12,15 @@ use crate::digest::Digest;
 pub struct CopyReport {
     pub source: String,
     pub destination: String,
+    /// What the source reference resolved to. The same as `digest` unless a platform subset
+    /// made a new index.
+    pub source_digest: Digest,
     /// The digest the destination tag(s) now point at.
     pub digest: Digest,
     pub media_type: String,
     pub size: u64,
-    /// The top-level manifest first, then each child of an index.
+    /// The top-level manifest first, then each child of an index. A warm copy that stopped
+    /// after its `HEAD`s lists the top-level manifest alone: it never read the children.
     pub manifests: Vec<ManifestEntry>,
     pub tags: Vec<TagEntry>,
     pub referrers: Vec<ManifestEntry>,
@@ -47,8 +51,10 @@ pub enum ManifestOutcome {
 pub struct TagEntry {
     pub tag: String,
     pub outcome: TagOutcome,
-    /// Where the tag pointed before, when it moved.
+    /// Where the tag pointed before the copy; `None` when it did not exist.
     pub previous: Option<Digest>,
+    /// Where it points now (in a dry run: would point).
+    pub digest: Digest,
 }
 
 impl TagEntry {
@@ -63,7 +69,8 @@ impl TagEntry {
                     Some(_) => TagOutcome::Moved,
                     None => TagOutcome::Created,
                 },
-                previous: previous.filter(|d| d != new),
+                previous,
+                digest: new.clone(),
             })
             .collect()
     }

@@ -157,13 +157,7 @@ pub fn resolve_registry(registry: &str, region: Option<&str>) -> Result<EcrHost,
         let region = region
             .map(str::trim)
             .filter(|r| !r.is_empty())
-            .ok_or_else(|| {
-                invalid(
-                "an account id needs a region (set AWS_REGION, a region in the AWS profile, or \
-                 pass a region)"
-                    .into(),
-            )
-            })?;
+            .ok_or_else(|| invalid("an account id needs a region".into()))?;
         if !is_region(region) {
             return Err(invalid(format!("{region:?} is not an AWS region name")));
         }

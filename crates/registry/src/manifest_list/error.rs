@@ -7,8 +7,7 @@ pub enum ListError {
     /// Every missing source at once: fixing them one run at a time would be a slow loop.
     #[error(
         "{} of {total} source(s) not found in {registry}: {}; nothing was pushed (push each \
-         image first, or see what {registry}/{repository} holds with `ferry images \
-         {registry}/{repository}`)",
+         image first)",
         missing.len(),
         missing.iter().map(|m| format!("{} ({})", m.source, m.reason)).collect::<Vec<_>>().join(", ")
     )]
@@ -22,8 +21,8 @@ pub enum ListError {
 
     #[error(
         "platform {platform} is given by more than one source: {}; a list should hold one image \
-         per platform (--allow-duplicate-platforms permits it, --platform-override SOURCE=OS/ARCH \
-         corrects a wrong one)",
+         per platform (allow duplicate platforms to keep them, or override the platform of the \
+         wrong source)",
         sources.join(", ")
     )]
     DuplicatePlatform {
@@ -34,7 +33,7 @@ pub enum ListError {
     #[error(
         "source {source_ref} names {repository} in registry {registry}, but the list goes to \
          {target_registry}: a list can only reference images in its own registry (copy the image \
-         there first with `ferry copy`)"
+         there first)"
     )]
     OtherRegistry {
         source_ref: String,
@@ -43,24 +42,21 @@ pub enum ListError {
         target_registry: String,
     },
 
-    #[error(
-        "source {source_ref} has no platform: {reason}; give one with --platform-override \
-         {source_ref}=OS/ARCH[/VARIANT]"
-    )]
+    #[error("source {source_ref} has no platform: {reason}; give it one with a platform override")]
     NoPlatform { source_ref: String, reason: String },
 
     #[error(
-        "--platform-override {source_ref}=…: {source_ref} is a manifest list; its children already \
+        "platform override for {source_ref}: {source_ref} is a manifest list; its children already \
          name their platforms (override a child by its digest instead)"
     )]
     OverrideOnList { source_ref: String },
 
-    #[error("--platform-override {source_ref}=…: {source_ref} is not one of the sources")]
+    #[error("platform override for {source_ref}: {source_ref} is not one of the sources")]
     OverrideUnknownSource { source_ref: String },
 
     #[error(
-        "--format docker: {} is an OCI manifest ({media_type}), which a Docker manifest list \
-         cannot hold; use --format oci or auto",
+        "Docker list format: {} is an OCI manifest ({media_type}), which a Docker manifest list \
+         cannot hold; make an OCI index instead",
         source_ref
     )]
     NotDockerChild {
@@ -69,12 +65,14 @@ pub enum ListError {
     },
 
     #[error(
-        "--format docker: a Docker manifest list has no annotations; drop --annotation or use \
-         --format oci"
+        "Docker list format: a Docker manifest list has no annotations; drop them or make an OCI \
+         index"
     )]
     DockerAnnotations,
 
-    #[error("the list would be empty: every source was an attestation, and --attestations drop")]
+    #[error(
+        "the list would be empty: every source was an attestation, and attestations are dropped"
+    )]
     Empty,
 
     #[error("a manifest list needs at least one source")]

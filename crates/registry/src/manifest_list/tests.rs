@@ -57,7 +57,7 @@ fn a_source_in_another_registry_is_refused_by_name() {
         Error::ManifestList(ListError::OtherRegistry { .. })
     ));
     assert!(
-        text.contains("ghcr.io/team/app:1.0") && text.contains("ferry copy"),
+        text.contains("ghcr.io/team/app:1.0") && text.contains("copy the image there first"),
         "{text}"
     );
     assert!(Source::parse("bad tag!", &target()).is_err());

@@ -13,12 +13,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
 
 use super::buffers::BufferPool;
 use super::cache::{CachedBlob, PushCache};
 use super::compress::{Compression, sniff, stream_layer};
 use super::hashing::Hasher;
 use super::mount::{self, Presence};
+use super::sessions::Sessions;
 use super::upload::{Finished, Uploads};
 use crate::client::Repository;
 use crate::copy::{BlobOutcome, Progress};
@@ -33,6 +35,8 @@ pub(crate) struct Collected {
     pub blobs: HashMap<String, PushedBlob>,
     /// Archive paths that are links to other entries.
     pub links: HashMap<String, String>,
+    /// Uploads of image configs started as soon as they were read ([`early_config`]).
+    pub configs: HashMap<Digest, JoinHandle<Result<()>>>,
 }
 
 impl Collected {
@@ -105,24 +109,36 @@ pub(crate) fn diff_id_key(diff_id: &Digest, compression: Compression) -> String 
     format!("diff:{}|{}", diff_id.hex(), compression.as_str())
 }
 
+/// Where and how one pass over an archive pushes its layers.
+pub(crate) struct Pass<'a> {
+    pub dst: &'a Repository,
+    pub compression: Compression,
+    pub cache: &'a PushCache,
+    pub handle: &'a Handle,
+    /// Hash each uncompressed layer to learn its `diff_id`. The Docker Engine verifies every
+    /// layer against its `diff_id` while it exports (a mismatch fails the export), and the
+    /// caller maps layers to `diff_id`s from the config, so an engine export skips this second
+    /// pass of hashing; a tar file from elsewhere gets it.
+    pub hash_input: bool,
+    pub progress: Option<&'a dyn Progress>,
+    /// Upload sessions opened ahead ([`super::sessions`]).
+    pub sessions: Option<&'a Sessions>,
+}
+
 /// Reads the archive from `input` (blocking; run on a blocking thread) and pushes every layer
 /// that the cache does not show to be at `dst` (or mountable there) already.
-///
-/// `hash_input`: hash each uncompressed layer to learn its `diff_id`. The Docker Engine
-/// verifies every layer against its `diff_id` while it exports (a mismatch fails the export),
-/// and the caller maps layers to `diff_id`s from the config, so an engine export skips this
-/// second pass of hashing; a tar file from elsewhere gets it.
-pub(crate) fn push_layers(
-    input: impl Read + Send,
-    dst: &Repository,
-    compression: Compression,
-    cache: &PushCache,
-    handle: &Handle,
-    hash_input: bool,
-    progress: Option<&dyn Progress>,
-) -> Result<Collected> {
+pub(crate) fn push_layers(input: impl Read + Send, pass: Pass<'_>) -> Result<Collected> {
+    let Pass {
+        dst,
+        compression,
+        cache,
+        handle,
+        hash_input,
+        progress,
+        sessions,
+    } = pass;
     let mut collected = Collected::default();
-    let mut uploads = Uploads::new(handle, cache, compression);
+    let mut uploads = Uploads::new(handle, cache, compression, sessions);
     let layer = Layer {
         dst,
         compression,
@@ -136,6 +152,16 @@ pub(crate) fn push_layers(
     let outcome = ArchiveReader::new(input).for_each(|entry| {
         let result = match entry {
             ArchiveEntry::Json { path, bytes } => {
+                if let Some(digest) = early_config(&path, &bytes) {
+                    let (dst, config) = (dst.clone(), Bytes::from(bytes.clone()));
+                    let task = handle.spawn(async move {
+                        if dst.head_blob(&digest).await?.is_none() {
+                            dst.push_blob_bytes(&digest, config).await?;
+                        }
+                        Ok(())
+                    });
+                    collected.configs.insert(Digest::sha256_of(&bytes), task);
+                }
                 collected.jsons.insert(path, bytes);
                 Ok(())
             }
@@ -167,6 +193,19 @@ pub(crate) fn push_layers(
     outcome.map_err(|e| Error::Other(e.to_string()))?;
     finished?;
     Ok(collected)
+}
+
+/// The digest of a classic archive's image config, `<hex>.json` at the top whose content
+/// hashes to `<hex>`: it goes up at once, beside the layer uploads, instead of after the last
+/// layer (three round trips off the end of a push to a distant registry). Any other JSON waits
+/// for `manifest.json` to say what it is.
+fn early_config(path: &str, bytes: &[u8]) -> Option<Digest> {
+    let hex = path.strip_suffix(".json")?;
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let digest = Digest::sha256_of(bytes);
+    (digest.hex() == hex).then_some(digest)
 }
 
 /// Layers this large (uncompressed) are hashed on a thread of their own.

@@ -27,6 +27,7 @@ mod hashing;
 mod layout;
 mod mount;
 mod rebuilt;
+mod sessions;
 mod spool;
 #[cfg(test)]
 mod tests;
@@ -45,7 +46,7 @@ pub use compress::Compression;
 use crate::client::{Client, Repository, RequestCounters, RequestCounts};
 use crate::copy::{ImmutableTags, Progress, TagEntry, TagOutcome};
 use crate::digest::Digest;
-use crate::docker::DockerEngine;
+use crate::docker::{DockerEngine, ImageInspect};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::reference::Reference;
@@ -148,43 +149,65 @@ pub async fn push(
                 Some(engine) => engine.clone(),
                 None => DockerEngine::from_env()?,
             };
+            // An image this cache never saw pushed has to be exported whatever the tags say,
+            // and the Engine writes the whole image out before its first byte (~0.5 s for
+            // 100 MiB): so the export starts as soon as the inspect names the image, alongside
+            // the tag lookups and the connection to the registry.
+            let image_key =
+                |inspect: &ImageInspect| format!("{}|{}", inspect.id, options.compression.as_str());
+            let start_export = |inspect: &ImageInspect| {
+                if options.cache.image(&image_key(inspect)).is_some() {
+                    return None;
+                }
+                if let Some(progress) = &options.progress {
+                    progress.phase(&format!("the Docker Engine is exporting {name}…"));
+                }
+                // Read on a blocking thread, straight off the socket.
+                let (engine, name) = (engine.clone(), name.clone());
+                Some(tokio::task::spawn_blocking(move || engine.export(&name)))
+            };
             // The Engine and the registry answer at the same time: a warm push is these two
-            // round trips, so they overlap.
-            let (heads, inspect) = match &options.inspected {
-                Some(inspect) => (heads.await?, inspect.clone()),
+            // round trips, so they overlap. A missing image is reported as soon as the Engine
+            // says so, whatever the registry is doing (it may be down and retried).
+            let (heads, inspect, export) = match &options.inspected {
+                Some(inspect) => {
+                    let export = start_export(inspect);
+                    (heads.await?, inspect.clone(), export)
+                }
                 None => {
-                    let (heads, inspect) = tokio::join!(heads, engine.inspect(name));
-                    (heads?, inspect?)
+                    let inspected = async {
+                        let inspect = engine.inspect(name).await?;
+                        let export = start_export(&inspect);
+                        Ok::<_, Error>((inspect, export))
+                    };
+                    let ((inspect, export), heads) = tokio::try_join!(inspected, heads)?;
+                    (heads, inspect, export)
                 }
             };
             let current = tag_digests(heads);
-            let image_key = format!("{}|{}", inspect.id, options.compression.as_str());
+            let image_key = image_key(&inspect);
             let cached =
                 reuse_cached(&dst, &options.cache, &image_key, &options.tags, &current).await?;
-            match cached {
-                Some(reused) => {
+            match (cached, export) {
+                (Some(reused), _) => {
                     for layer in reused.mounted {
                         tally.mounted(layer);
                     }
                     (current, reused.ready, false)
                 }
-                None => {
-                    if let Some(progress) = &options.progress {
-                        progress.phase(&format!("the Docker Engine is exporting {name}…"));
-                    }
-                    // The export is read on a blocking thread, straight off the socket.
-                    let reader = {
+                (None, export) => {
+                    let sessions = sessions_ahead(&dst, &inspect, options);
+                    let export = export.unwrap_or_else(|| {
                         let (engine, name) = (engine.clone(), name.clone());
                         tokio::task::spawn_blocking(move || engine.export(&name))
-                            .await
-                            .map_err(|e| {
-                                Error::Other(format!("starting the export failed: {e}"))
-                            })??
-                    };
+                    });
+                    let reader = export
+                        .await
+                        .map_err(|e| Error::Other(format!("starting the export failed: {e}")))??;
                     let from = ArchiveOrigin::Engine {
                         wanted: name.as_str(),
                     };
-                    let ready = push_archive(reader, &dst, options, &tally, from).await?;
+                    let ready = push_archive(reader, &dst, options, &tally, from, sessions).await?;
                     options.cache.set_image(
                         image_key,
                         cache::CachedImage {
@@ -205,7 +228,8 @@ pub async fn push(
                 ))
             })?;
             let current = tag_digests(heads.await?);
-            let ready = push_archive(file, &dst, options, &tally, ArchiveOrigin::File).await?;
+            let ready =
+                push_archive(file, &dst, options, &tally, ArchiveOrigin::File, None).await?;
             (current, ready, true)
         }
         ImageSource::OciLayout { dir, tag } => {
@@ -258,6 +282,25 @@ pub async fn push(
         requests: counters.snapshot(),
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
+}
+
+/// Opens an upload session for each layer of `inspect` that the cache cannot account for (so
+/// it will be uploaded), while the Engine prepares the export; see [`sessions`].
+fn sessions_ahead(
+    dst: &Repository,
+    inspect: &ImageInspect,
+    options: &PushOptions,
+) -> Option<sessions::Sessions> {
+    let unknown = inspect
+        .diff_ids
+        .iter()
+        .filter(|d| {
+            let key = archive::diff_id_key(d, options.compression);
+            options.cache.layer(&key).is_none()
+        })
+        .count();
+    let count = unknown.min(upload::UPLOADS_IN_FLIGHT);
+    (count > 0).then(|| sessions::Sessions::open(dst, count))
 }
 
 fn tag_digests(heads: Vec<Option<crate::manifests::ManifestHead>>) -> Vec<Option<Digest>> {
@@ -388,13 +431,14 @@ async fn push_archive(
     options: &PushOptions,
     tally: &Tally,
     origin: ArchiveOrigin<'_>,
+    sessions: Option<sessions::Sessions>,
 ) -> Result<Ready> {
     let handle = tokio::runtime::Handle::current();
     let (wanted, hash_input) = match origin {
         ArchiveOrigin::Engine { wanted } => (Some(wanted), false),
         ArchiveOrigin::File => (None, true),
     };
-    let collected = {
+    let mut collected = {
         let dst = dst.clone();
         let cache = options.cache.clone();
         let compression = options.compression;
@@ -402,20 +446,26 @@ async fn push_archive(
         if let Some(progress) = &progress {
             progress.phase("pushing:");
         }
-        tokio::task::spawn_blocking(move || {
+        let (pushed, sessions) = tokio::task::spawn_blocking(move || {
             let progress = progress.as_deref();
-            archive::push_layers(
-                input,
-                &dst,
+            let pass = archive::Pass {
+                dst: &dst,
                 compression,
-                &cache,
-                &handle,
+                cache: &cache,
+                handle: &handle,
                 hash_input,
                 progress,
-            )
+                sessions: sessions.as_ref(),
+            };
+            let pushed = archive::push_layers(input, pass);
+            (pushed, sessions)
         })
         .await
-        .map_err(|e| Error::Other(format!("the archive reader failed: {e}")))??
+        .map_err(|e| Error::Other(format!("the archive reader failed: {e}")))?;
+        if let Some(sessions) = sessions {
+            sessions.close().await;
+        }
+        pushed?
     };
     for pushed in collected.blobs.values() {
         tally.count(pushed);
@@ -424,7 +474,7 @@ async fn push_archive(
         return exported::push(dst, exported).await;
     }
 
-    rebuilt::push_config_and_build(&collected, dst, options, wanted, hash_input).await
+    rebuilt::push_config_and_build(&mut collected, dst, options, wanted, hash_input).await
 }
 
 /// Points every tag at `manifest`: tags already there are left alone (even on immutable

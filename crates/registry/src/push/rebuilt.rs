@@ -19,7 +19,7 @@ use crate::media_type::{
 /// Uploads the config of the image `manifest.json` lists under `wanted` (else its first) and
 /// returns its manifest, every layer of which is in the repository already.
 pub(super) async fn push_config_and_build(
-    collected: &Collected,
+    collected: &mut Collected,
     dst: &Repository,
     options: &PushOptions,
     wanted: Option<&str>,
@@ -48,9 +48,16 @@ pub(super) async fn push_config_and_build(
             ))
         })?;
     let config_digest = Digest::sha256_of(config);
-    if dst.head_blob(&config_digest).await?.is_none() {
-        dst.push_blob_bytes(&config_digest, config.clone().into())
-            .await?;
+    match collected.configs.remove(&config_digest) {
+        Some(started) => started
+            .await
+            .map_err(|e| Error::Other(format!("the config upload failed: {e}")))??,
+        None => {
+            if dst.head_blob(&config_digest).await?.is_none() {
+                dst.push_blob_bytes(&config_digest, config.clone().into())
+                    .await?;
+            }
+        }
     }
     let pushed = entry
         .layers

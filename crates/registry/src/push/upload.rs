@@ -26,6 +26,7 @@ use super::archive::{Fate, PushedBlob, diff_id_key};
 use super::cache::{CachedBlob, PushCache};
 use super::compress::{CHUNK, Compression};
 use super::hashing::PendingDigest;
+use super::sessions::Sessions;
 use super::spool::{Queued, SPOOL_BYTES, SpoolWriter, read_back};
 use crate::client::Repository;
 use crate::digest::Digest;
@@ -33,7 +34,7 @@ use crate::error::{Error, Result};
 
 /// Layer uploads at once, each on its own connection: as many as a copy's default budget of blob
 /// transfers ([`crate::copy::Budget`]).
-const UPLOADS_IN_FLIGHT: usize = 8;
+pub(crate) const UPLOADS_IN_FLIGHT: usize = 8;
 /// Compressed bytes read ahead of the uploads, all layers together.
 const QUEUED_BYTES: usize = 32 * 1024 * 1024;
 
@@ -63,6 +64,7 @@ pub(crate) struct Uploads<'a> {
     budget: Arc<Semaphore>,
     spool: Arc<Semaphore>,
     started: VecDeque<Started>,
+    sessions: Option<&'a Sessions>,
 }
 
 /// The sending end of one upload, for the thread that compresses the layer.
@@ -75,7 +77,13 @@ pub(crate) struct Feed {
 }
 
 impl<'a> Uploads<'a> {
-    pub fn new(handle: &'a Handle, cache: &'a PushCache, compression: Compression) -> Self {
+    /// `sessions`: upload sessions opened ahead, which uploads take before opening their own.
+    pub fn new(
+        handle: &'a Handle,
+        cache: &'a PushCache,
+        compression: Compression,
+        sessions: Option<&'a Sessions>,
+    ) -> Self {
         Uploads {
             handle,
             cache,
@@ -83,6 +91,7 @@ impl<'a> Uploads<'a> {
             budget: Arc::new(Semaphore::new(QUEUED_BYTES)),
             spool: Arc::new(Semaphore::new(SPOOL_BYTES)),
             started: VecDeque::new(),
+            sessions,
         }
     }
 
@@ -95,8 +104,17 @@ impl<'a> Uploads<'a> {
             spooled: None,
         });
         let dst = dst.clone();
+        let opened = self.sessions.and_then(Sessions::take);
         let task = self.handle.spawn(async move {
-            let location = dst.start_upload().await?;
+            let location = match opened {
+                Some(opening) => match opening.await {
+                    Ok(Ok(location)) => location,
+                    // Opened ahead but failed: open one now, which reports the error if it
+                    // is not passing.
+                    _ => dst.start_upload().await?,
+                },
+                None => dst.start_upload().await?,
+            };
             let location = dst.patch_upload(location, body).await?;
             // No digest: reading the layer failed, and that error is reported; the partial
             // upload is never committed.

@@ -121,6 +121,7 @@ fn client_hello() -> Vec<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -137,10 +138,10 @@ mod tests {
     async fn plain_http_and_silent_servers_are_plain_and_tls_records_are_tls() {
         use tokio::net::TcpListener;
         async fn serve(answer: &'static [u8]) -> String {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap().to_string();
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("address").to_string();
             tokio::spawn(async move {
-                let (mut socket, _) = listener.accept().await.unwrap();
+                let (mut socket, _) = listener.accept().await.expect("accept");
                 let mut buf = [0u8; 512];
                 let _ = socket.read(&mut buf).await;
                 let _ = socket.write_all(answer).await;

@@ -25,8 +25,15 @@ use loopback::{LoopbackSchemes, Speaks};
 
 const USER_AGENT: &str = concat!("ecr-ferry/", env!("CARGO_PKG_VERSION"));
 
+/// Extra CA certificates to trust, as the caller holds them.
+pub(crate) enum CaSource {
+    File(PathBuf),
+    Pem(Vec<u8>),
+}
+
 pub(crate) struct Transport {
-    ca_files: Vec<PathBuf>,
+    /// Parsed when the client is built, so a bad CA fails there and not at the first request.
+    extra_roots: Vec<reqwest::Certificate>,
     connect_timeout: Duration,
     read_timeout: Duration,
     tls: OnceLock<reqwest::Client>,
@@ -35,17 +42,17 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    /// Checks the CA files now, so a typo fails at start-up rather than at the first request.
     pub fn new(
-        ca_files: Vec<PathBuf>,
+        cas: Vec<CaSource>,
         connect_timeout: Duration,
         read_timeout: Duration,
     ) -> Result<Self> {
-        for path in &ca_files {
-            read_certs(path)?;
+        let mut extra_roots = Vec::new();
+        for (index, ca) in cas.iter().enumerate() {
+            extra_roots.extend(ca.certificates(index)?);
         }
         Ok(Self {
-            ca_files,
+            extra_roots,
             connect_timeout,
             read_timeout,
             tls: OnceLock::new(),
@@ -93,9 +100,7 @@ impl Transport {
             .http1_only()
             .pool_idle_timeout(Duration::from_secs(90));
         if tls {
-            for path in &self.ca_files {
-                builder = builder.tls_certs_merge(read_certs(path)?);
-            }
+            builder = builder.tls_certs_merge(self.extra_roots.iter().cloned());
         } else {
             // No roots at all: this client only ever speaks plain HTTP (a redirect to https
             // from a plain registry fails verification rather than going unchecked).
@@ -119,13 +124,31 @@ fn get_or_build(
     Ok(cell.get_or_init(|| client))
 }
 
-fn read_certs(path: &PathBuf) -> Result<Vec<reqwest::Certificate>> {
-    let pem = std::fs::read(path)
-        .map_err(|e| Error::Config(format!("cannot read CA file {}: {e}", path.display())))?;
-    reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-        Error::Config(format!(
-            "CA file {} holds no PEM certificates: {e}",
-            path.display()
-        ))
-    })
+impl CaSource {
+    /// The certificates this source holds; `index` tells PEM sources apart in errors.
+    fn certificates(&self, index: usize) -> Result<Vec<reqwest::Certificate>> {
+        let (pem, origin) = match self {
+            CaSource::File(path) => (
+                std::fs::read(path).map_err(|e| {
+                    Error::Config(format!("cannot read CA file {}: {e}", path.display()))
+                })?,
+                format!("CA file {}", path.display()),
+            ),
+            CaSource::Pem(pem) => (pem.clone(), format!("CA PEM #{} (in memory)", index + 1)),
+        };
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| Error::Config(format!("{origin} holds no PEM certificates: {e}")))?;
+        if certs.is_empty() {
+            return Err(Error::Config(format!(
+                "{origin} holds no PEM certificates (no -----BEGIN CERTIFICATE----- block)"
+            )));
+        }
+        // reqwest reads the DER inside each block only when a client is built: build a
+        // throwaway one (no system roots, so it is cheap) to fail here, naming the input.
+        reqwest::Client::builder()
+            .tls_certs_only(certs.clone())
+            .build()
+            .map_err(|e| Error::Config(format!("{origin} holds a malformed certificate: {e}")))?;
+        Ok(certs)
+    }
 }

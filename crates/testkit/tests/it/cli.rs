@@ -99,6 +99,53 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// `seed --oci-layout`: what the demo pushes from when there is no Docker Engine. Two images go
+/// into one layout under their own tags, and skopeo (a real reader of layouts) serves each.
+#[tokio::test]
+async fn seed_writes_single_images_into_one_oci_layout() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let layout = dir.path().join("layout");
+    let mut digests = Vec::new();
+    for (arch, seed) in [("amd64", "1"), ("arm64", "2")] {
+        let out = Command::new(BIN)
+            .args(["seed", "--oci-layout"])
+            .arg(&layout)
+            .args(["--tag", &format!("1.0-{arch}"), "--single"])
+            .args([
+                "--platforms",
+                &format!("linux/{arch}"),
+                "--layer-bytes",
+                "4096",
+            ])
+            .args(["--seed", seed])
+            .output()?;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        digests.push(String::from_utf8(out.stdout)?.trim().to_string());
+    }
+    assert_ne!(digests[0], digests[1]);
+    for (arch, digest) in [("amd64", &digests[0]), ("arm64", &digests[1])] {
+        let reference = format!("oci:{}:1.0-{arch}", layout.display());
+        let raw = skopeo::inspect_raw(&reference, None).await?;
+        assert_eq!(&sha256_digest(&raw), digest, "{reference}");
+    }
+
+    // Neither a registry nor a layout: refused, naming both.
+    let out = Command::new(BIN)
+        .args(["seed", "--repository", "a", "--tag", "1"])
+        .output()?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--registry") && stderr.contains("--oci-layout"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn ecr_command_prints_env_and_stops_on_sigterm() -> anyhow::Result<()> {
     let mut child = KillOnDrop(

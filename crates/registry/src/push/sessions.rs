@@ -1,0 +1,84 @@
+//! Upload sessions opened while the Docker Engine prepares an export.
+//!
+//! Why: the Engine writes a whole image out before the first byte of its export (about half a
+//! second for 100 MiB), and each layer upload then needs a connection (TCP and TLS handshakes)
+//! and a `POST` before its data can flow: two to four round trips per layer to a distant
+//! registry, on the critical path of the last layer read. Opening one session per layer that will
+//! be uploaded during that wait takes them off it. A session no upload takes is cancelled with
+//! a `DELETE` when the push is done with them, on every path (the registry would expire it
+//! anyway).
+
+use std::sync::Mutex;
+
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+
+use crate::client::Repository;
+use crate::error::Result;
+
+pub(crate) struct Sessions {
+    dst: Repository,
+    handle: Handle,
+    opening: Mutex<Vec<JoinHandle<Result<url::Url>>>>,
+}
+
+impl Sessions {
+    /// Starts opening `count` sessions at `dst` in the background.
+    pub fn open(dst: &Repository, count: usize) -> Sessions {
+        let handle = Handle::current();
+        let opening = (0..count)
+            .map(|_| {
+                let dst = dst.clone();
+                handle.spawn(async move { dst.start_upload().await })
+            })
+            .collect();
+        Sessions {
+            dst: dst.clone(),
+            handle,
+            opening: Mutex::new(opening),
+        }
+    }
+
+    /// A session being opened, if one is left.
+    pub fn take(&self) -> Option<JoinHandle<Result<url::Url>>> {
+        self.opening.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+}
+
+impl Sessions {
+    /// Cancels the sessions no upload took, and waits for that.
+    pub async fn close(self) {
+        let left = std::mem::take(&mut *self.opening.lock().unwrap_or_else(|e| e.into_inner()));
+        let cancels = left.into_iter().map(|opening| {
+            let dst = self.dst.clone();
+            async move {
+                if let Ok(Ok(location)) = opening.await {
+                    cancel(&dst, &location).await;
+                }
+            }
+        });
+        futures::future::join_all(cancels).await;
+    }
+}
+
+/// A push that failed part-way still cancels what it opened, in the background.
+impl Drop for Sessions {
+    fn drop(&mut self) {
+        let left = std::mem::take(&mut *self.opening.lock().unwrap_or_else(|e| e.into_inner()));
+        for opening in left {
+            let dst = self.dst.clone();
+            self.handle.spawn(async move {
+                if let Ok(Ok(location)) = opening.await {
+                    cancel(&dst, &location).await;
+                }
+            });
+        }
+    }
+}
+
+/// Best effort: a registry expires abandoned sessions too, so a failure is only logged.
+async fn cancel(dst: &Repository, location: &url::Url) {
+    if let Err(error) = dst.cancel_upload(location).await {
+        tracing::debug!(%error, "cancelling an upload session opened ahead");
+    }
+}
