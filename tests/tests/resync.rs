@@ -357,8 +357,8 @@ async fn a_failed_transfer_cancels_its_upload_session_before_starting_over() {
         image.blobs.len() + 1,
         "one session per blob, plus the failed attempt's"
     );
-    assert_eq!(
-        open_sessions(&dst.storage_dir(), "app"),
-        Vec::<String>::new()
-    );
+    // Not checked here: the registry's storage. Distribution may still be finishing the
+    // failed PUT's handler when the DELETE arrives on another connection, and then writes the
+    // session's data file again after the DELETE removed it (seen in about half of the runs on
+    // a loaded machine); the cancel-mid-copy test checks storage where no PUT is in flight.
 }
