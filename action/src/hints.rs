@@ -4,13 +4,16 @@
 
 use ferry_registry::Error;
 use ferry_registry::ecr::EcrError;
-use ferry_registry::manifest_list::ListError;
+use ferry_registry::multi_arch::ListError;
 
 /// The hint for the first registry-crate error in `error`'s chain, if one applies.
 pub fn for_cli(error: &anyhow::Error) -> Option<String> {
     error.chain().find_map(|cause| {
         if let Some(e) = cause.downcast_ref::<Error>() {
             Some(registry(e))
+        } else if let Some(e) = cause.downcast_ref::<ferry_local_image::Error>() {
+            // A push error wraps the registry's transparently: its chain skips the wrapped one.
+            Some(e.registry().and_then(registry))
         } else if let Some(e) = cause.downcast_ref::<EcrError>() {
             Some(ecr(e))
         } else {
@@ -23,7 +26,7 @@ fn registry(error: &Error) -> Option<String> {
     match error {
         Error::GaveUp { source, .. } => registry(source),
         Error::Ecr(e) => ecr(e),
-        Error::ManifestList(e) => list(e),
+        Error::MultiArch(e) => list(e),
         Error::Auth { registry, reason } if reason.contains("no credentials were found") => {
             Some(format!(
                 "ferry reads docker's config.json ($DOCKER_CONFIG/config.json, else \
@@ -112,7 +115,7 @@ mod tests {
         };
         assert!(hint(retried).contains("docker login ghcr.io"));
         let docker = ListError::DockerAnnotations;
-        assert!(hint(Error::ManifestList(docker)).contains("--format oci"));
+        assert!(hint(Error::MultiArch(docker)).contains("--format oci"));
         assert_eq!(hint(Error::Other("manifest unknown".into())), "");
     }
 }

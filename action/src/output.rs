@@ -16,7 +16,9 @@ pub fn one_line(error: &anyhow::Error) -> String {
         }
         // The registry crate's messages already carry the useful part of their causes; the
         // HTTP stack's own layers below them only repeat the URL.
-        if cause.downcast_ref::<ferry_registry::Error>().is_some() {
+        if cause.downcast_ref::<ferry_registry::Error>().is_some()
+            || cause.downcast_ref::<ferry_local_image::Error>().is_some()
+        {
             break;
         }
     }
@@ -167,8 +169,8 @@ pub fn list_summary(outcome: &crate::commands::manifest::ManifestOutcome) -> Str
 }
 
 /// `manifest inspect`: a list's children, or an image's config and layers.
-pub fn inspection(inspection: &ferry_registry::manifest_list::Inspection) -> String {
-    use ferry_registry::manifest_list::InspectKind;
+pub fn inspection(inspection: &ferry_registry::multi_arch::Inspection) -> String {
+    use ferry_registry::multi_arch::InspectKind;
     let mut out = String::new();
     let _ = writeln!(out, "{}", inspection.reference);
     digest_line(
@@ -209,7 +211,7 @@ fn digest_line(out: &mut String, digest: &impl std::fmt::Display, media_type: &s
     );
 }
 
-fn list_rows(out: &mut String, rows: &[ferry_registry::manifest_list::ListEntry], source: bool) {
+fn list_rows(out: &mut String, rows: &[ferry_registry::multi_arch::ListEntry], source: bool) {
     let _ = writeln!(
         out,
         "{:<30} {:<16} {:<72} {:>10}{}",
@@ -244,7 +246,7 @@ fn list_rows(out: &mut String, rows: &[ferry_registry::manifest_list::ListEntry]
 
 fn layer_rows(
     out: &mut String,
-    layers: &[ferry_registry::manifest_list::inspect::Layer],
+    layers: &[ferry_registry::multi_arch::inspect::Layer],
     indent: &str,
 ) {
     for (i, layer) in layers.iter().enumerate() {

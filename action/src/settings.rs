@@ -2,7 +2,7 @@
 //! name the flag.
 
 use anyhow::{Context, bail};
-use ferry_registry::ecr::{Encryption, RepositorySettings, TagMutability};
+use ferry_registry::ecr::{Encryption, EnsureMode, RepositorySettings, TagMutability};
 
 use crate::cli::RepositoryArgs;
 
@@ -49,4 +49,13 @@ pub fn repository_settings(args: &RepositoryArgs) -> anyhow::Result<RepositorySe
         repository_policy: read("--repository-policy", &args.repository_policy)?,
         enforce: args.enforce_settings,
     })
+}
+
+/// `--no-create` as the registry crate's mode.
+pub fn ensure_mode(args: &RepositoryArgs) -> EnsureMode {
+    if args.no_create {
+        EnsureMode::MustExist
+    } else {
+        EnsureMode::CreateIfMissing
+    }
 }

@@ -10,9 +10,9 @@ mod common;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use ferry_local_image::push::{Compression, PushCache, PushOptions, push};
+use ferry_local_image::source::ImageSource;
 use ferry_registry::copy::{BlobOutcome, Progress};
-use ferry_registry::push::{Compression, PushCache, PushOptions, push};
-use ferry_registry::source::ImageSource;
 use ferry_registry::{Digest, Reference};
 use ferry_testkit::{ImageSpec, LocalImage, TestRegistry};
 

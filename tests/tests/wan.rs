@@ -159,9 +159,9 @@ async fn a_manifest_head_does_not_wait_behind_streaming_blobs() {
 async fn a_push_reads_the_whole_export_ahead_of_slow_uploads() {
     use std::sync::{Arc, Mutex};
 
+    use ferry_local_image::push::{Compression, PushCache, PushOptions, push};
+    use ferry_local_image::source::ImageSource;
     use ferry_registry::copy::{BlobOutcome, Progress};
-    use ferry_registry::push::{Compression, PushCache, PushOptions, push};
-    use ferry_registry::source::ImageSource;
     use ferry_registry::{Digest, Reference};
     use ferry_testkit::LocalImage;
 

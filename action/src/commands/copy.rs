@@ -4,8 +4,9 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::Context;
-use ferry_registry::copy::{Budget, CopyOptions, ImmutableTags, Progress, RangedFetch};
-use ferry_registry::ecr::{EcrHost, EnsureMode, RepositoryState};
+use ferry_registry::copy::{Budget, CopyOptions, Progress, RangedFetch};
+use ferry_registry::ecr::{EcrHost, RepositoryState};
+use ferry_registry::publish::{self, ManagedRepository, Published};
 use ferry_registry::{Platform, Reference};
 
 use crate::cli::CopyArgs;
@@ -36,26 +37,15 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<()> {
     };
     let client = super::client(&args.registry, ecr.as_ref())?;
 
-    // The repository must exist before anything is pushed to ECR.
-    let repository = match (&ecr, &dst_ecr) {
-        (Some(ecr), Some(host)) => {
-            let state = if args.dry_run {
-                ecr.describe_repository(host, destination.repository())
-                    .await?
-            } else {
-                let mode = if args.repository.no_create {
-                    EnsureMode::MustExist
-                } else {
-                    EnsureMode::CreateIfMissing
-                };
-                Some(
-                    ecr.ensure_repository(host, destination.repository(), &settings, mode)
-                        .await?,
-                )
-            };
-            report_repository(state.as_ref(), destination.repository(), args.dry_run);
-            state
-        }
+    let mode = crate::settings::ensure_mode(&args.repository);
+    let target = match (&ecr, &dst_ecr) {
+        (Some(ecr), Some(host)) => Some(ManagedRepository {
+            ecr,
+            host,
+            name: destination.repository(),
+            settings: &settings,
+            mode,
+        }),
         _ => None,
     };
 
@@ -68,21 +58,27 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<()> {
         extra_tags: args.tags.clone(),
         budget: Budget::new(args.registry.concurrency),
         progress: bars.clone().map(|b| b as Arc<dyn Progress>),
-        immutable_tags: repository.clone().and_then(immutable_rule),
         ranged: RangedFetch {
             parts: args.range_parts,
             ..RangedFetch::default()
         },
         ..CopyOptions::default()
     };
-    let result = ferry_registry::copy(&client, &source, &destination, options).await;
+    let result = publish::copy(&client, target, &source, &destination, options).await;
     if let Some(bars) = &bars {
         bars.finish();
     }
-    let report = result?;
+    let Published { report, prepared } = result?;
+    if target.is_some() {
+        report_repository(
+            prepared.repository.as_ref(),
+            destination.repository(),
+            args.dry_run,
+        );
+    }
     if args.json {
         let mut json = serde_json::to_value(&report)?;
-        if let Some(state) = &repository {
+        if let Some(state) = &prepared.repository {
             json["repository"] = serde_json::to_value(state)?;
         }
         println!("{}", serde_json::to_string_pretty(&json)?);
@@ -90,13 +86,6 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<()> {
         print!("{}", output::copy_summary(&report));
     }
     Ok(())
-}
-
-pub(crate) fn immutable_rule(state: RepositoryState) -> Option<ImmutableTags> {
-    state.tag_mutability.is_immutable().then(|| ImmutableTags {
-        mutability: state.tag_mutability.as_str().to_string(),
-        applies_to: Arc::new(move |tag| state.tag_is_immutable(tag)),
-    })
 }
 
 /// Creation and drift go to stderr so `--json` output stays one document.

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
 use ferry_registry::copy::{Budget, CopyOptions};
-use ferry_registry::ecr::{EnsureMode, TokenObserver};
-use ferry_registry::manifest_list::{self, Inspection, ListOptions, ListReport};
+use ferry_registry::ecr::TokenObserver;
+use ferry_registry::multi_arch::{self, Inspection, ListOptions, ListReport};
+use ferry_registry::publish::{self, ManagedRepository, Step};
 use ferry_registry::{Platform, Reference};
 use serde::Serialize;
 
@@ -63,40 +64,35 @@ pub async fn execute(
     let reference = Reference::parse(&format!("{}/{rest}", target.host))
         .with_context(|| format!("TARGET {:?}", args.target))?;
 
+    let mode = crate::settings::ensure_mode(&args.repository_args);
+    let managed = target.ecr.as_ref().map(|(ecr, host)| ManagedRepository {
+        ecr,
+        host,
+        name: reference.repository(),
+        settings: &settings,
+        mode,
+    });
     // The rule for immutable tags has to be known before the plan checks the tags.
-    let state = match &target.ecr {
-        Some((ecr, host)) => {
-            ecr.describe_repository(host, reference.repository())
-                .await?
-        }
-        None => None,
-    };
+    let described = publish::prepare(managed, Step::Describe).await?;
     let options = ListOptions {
-        immutable_tags: state.clone().and_then(super::copy::immutable_rule),
+        immutable_tags: described.immutable_tags(),
         ..options
     };
-    let plan = manifest_list::plan(&target.client, &reference, &args.sources, &options).await?;
+    let plan = multi_arch::plan(&target.client, &reference, &args.sources, &options).await?;
 
     let mut created = false;
     let report = if args.dry_run {
-        manifest_list::dry_run_report(&plan)?
+        multi_arch::dry_run_report(&plan)?
     } else {
         // Only now, with every source found: a typo must not leave a new repository behind.
-        if let Some((ecr, host)) = &target.ecr {
-            let mode = if args.repository_args.no_create {
-                EnsureMode::MustExist
-            } else {
-                EnsureMode::CreateIfMissing
-            };
-            let state = ecr
-                .ensure_repository(host, reference.repository(), &settings, mode)
-                .await?;
-            super::copy::report_repository(Some(&state), reference.repository(), false);
+        let prepared = publish::prepare(managed, Step::Ensure).await?;
+        if let Some(state) = &prepared.repository {
+            super::copy::report_repository(Some(state), reference.repository(), false);
             created = state.created;
         }
-        manifest_list::apply(&target.client, &plan, &options).await?
+        multi_arch::apply(&target.client, &plan, &options).await?
     };
-    let inspection = manifest_list::inspect::of_list(&reference, &plan.manifest)?;
+    let inspection = multi_arch::inspect::of_list(&reference, &plan.manifest)?;
     let repository_uri = reference.name();
     Ok(ManifestOutcome {
         registry: target.host.clone(),
@@ -117,7 +113,7 @@ async fn inspect(args: &ManifestInspectArgs) -> anyhow::Result<()> {
     let target = super::destination(registry.as_deref(), &args.registry_args, None).await?;
     let reference = Reference::parse(&format!("{}/{rest}", target.host))
         .with_context(|| format!("REFERENCE {:?}", args.reference))?;
-    let inspection = manifest_list::inspect(&target.client, &reference, args.layers).await?;
+    let inspection = multi_arch::inspect(&target.client, &reference, args.layers).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&inspection)?);
     } else {

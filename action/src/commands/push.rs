@@ -4,12 +4,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use ferry_local_image::docker::DockerEngine;
+use ferry_local_image::push::{Compression, PushCache, PushOptions, push};
+use ferry_local_image::source::ImageSource;
 use ferry_registry::Reference;
 use ferry_registry::copy::Progress;
-use ferry_registry::docker::DockerEngine;
-use ferry_registry::ecr::{EnsureMode, TokenObserver};
-use ferry_registry::push::{Compression, PushCache, PushOptions, push};
-use ferry_registry::source::ImageSource;
+use ferry_registry::ecr::TokenObserver;
+use ferry_registry::publish::{self, ManagedRepository, Step};
 use serde::Serialize;
 
 use crate::cli::PushArgs;
@@ -142,28 +143,25 @@ pub async fn execute(
     // An ECR registry gets its repository created; any other is pushed to as it is.
     let target =
         super::destination(args.registry.as_deref(), &args.registry_args, observer).await?;
-    let state = match &target.ecr {
-        Some((ecr, host)) => {
-            let mode = if args.repository_args.no_create {
-                EnsureMode::MustExist
-            } else {
-                EnsureMode::CreateIfMissing
-            };
-            let state = ecr
-                .ensure_repository(host, &repository, &settings, mode)
-                .await?;
-            super::copy::report_repository(Some(&state), &repository, false);
-            Some(state)
-        }
-        None => None,
-    };
+    let mode = crate::settings::ensure_mode(&args.repository_args);
+    let managed = target.ecr.as_ref().map(|(ecr, host)| ManagedRepository {
+        ecr,
+        host,
+        name: &repository,
+        settings: &settings,
+        mode,
+    });
+    let prepared = publish::prepare(managed, Step::Ensure).await?;
+    if let Some(state) = &prepared.repository {
+        super::copy::report_repository(Some(state), &repository, false);
+    }
     let (client, host) = (target.client, target.host);
     let destination = Reference::parse(&format!("{host}/{repository}")).context("--registry")?;
 
     let options = PushOptions {
         compression,
         tags: tags.clone(),
-        immutable_tags: state.clone().and_then(super::copy::immutable_rule),
+        immutable_tags: prepared.immutable_tags(),
         cache: Arc::new(PushCache::open_default()),
         engine,
         inspected,
@@ -195,7 +193,7 @@ pub async fn execute(
         layers_uploaded: report.layers_uploaded,
         layers_skipped: report.layers_skipped,
         blobs_mounted: report.blobs_mounted,
-        repository_created: state.is_some_and(|s| s.created),
+        repository_created: prepared.repository.as_ref().is_some_and(|s| s.created),
         notes: report.notes.clone(),
         elapsed: started.elapsed(),
     })

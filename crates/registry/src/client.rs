@@ -1,6 +1,6 @@
 //! The HTTP client: one connection pool, one authorizer and one retry policy, shared by every
 //! clone. A [`Repository`] is a cheap handle onto one repository of one registry; the protocol
-//! operations live next to their concepts ([`crate::blob`], [`crate::tags`], …) as methods on it.
+//! operations live next to their concepts ([`crate::endpoints::blobs`], [`crate::endpoints::tags`], …) as methods on it.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;

@@ -112,17 +112,15 @@ pub enum Error {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
 
+    /// A credentials file (docker config JSON) that cannot be read or is refused.
     #[error(transparent)]
-    DockerConfig(#[from] DockerConfigError),
+    Credentials(#[from] DockerConfigError),
 
     #[error(transparent)]
     Ecr(#[from] crate::ecr::EcrError),
 
     #[error(transparent)]
-    Docker(#[from] crate::docker::DockerError),
-
-    #[error(transparent)]
-    ManifestList(#[from] crate::manifest_list::ListError),
+    MultiArch(#[from] crate::multi_arch::ListError),
 
     #[error("{request}: {source}")]
     Challenge {
@@ -217,10 +215,9 @@ impl Error {
             Error::Reference(_) => "invalid_reference",
             Error::Digest(_) => "digest_mismatch",
             Error::Manifest(_) => "invalid_manifest",
-            Error::DockerConfig(_) => "docker_config",
+            Error::Credentials(_) => "credentials",
             Error::Ecr(_) => "ecr",
-            Error::Docker(_) => "docker",
-            Error::ManifestList(_) => "manifest_list",
+            Error::MultiArch(_) => "manifest_list",
             Error::Challenge { .. } | Error::Auth { .. } => "auth",
             Error::Registry { status, code, .. } => match (status, code) {
                 (_, Some(ErrorCode::TooManyRequests)) | (429, _) => "throttled",

@@ -2,9 +2,19 @@
 //! `ferry-operator`.
 //!
 //! Read a copy top-down in [`copy`]; every protocol concept has a module named after it:
-//! [`reference`], [`digest`], [`manifest`] (the documents), [`manifests`], [`blob`], [`tags`] and
-//! [`referrers`] (the endpoints), [`auth`], [`client`] (transport, retries), [`gate`] (limits per
-//! host and action, shared by every copy) and [`error`].
+//! - [`reference`] (`host/repo:tag@digest`), [`digest`], [`media_type`];
+//! - [`manifest`]: the documents (image manifests, indexes, platforms), kept as raw bytes;
+//! - [`endpoints`]: the HTTP API, one file per endpoint family (`manifests`, `blobs`, `tags`,
+//!   `referrers`), as methods on [`Repository`];
+//! - [`auth`] (challenges, tokens, docker config), [`client`] (transport, retries), [`gate`]
+//!   (limits per host and action, shared by every copy), [`error`];
+//! - the features built on them: [`copy`] (one image, every platform, referrers, tags),
+//!   [`multi_arch`] (assembling and inspecting multi-arch lists from images already pushed),
+//!   [`images`] (what a repository holds), and [`ecr`] (the ECR API: repositories, tokens), with
+//!   [`publish`] joining "ensure the repository → respect immutable tags → copy" in one call.
+//!
+//! Images on the local machine (the Docker Engine, `docker save` archives, the push pipeline)
+//! are the `ferry-local-image` crate's: this one has no notion of them.
 //!
 //! # Many tenants in one process
 //!
@@ -19,27 +29,21 @@
 //! the caller (the `ferry` CLI adds its own hints).
 
 pub mod auth;
-pub mod blob;
 pub mod client;
 pub mod copy;
 pub mod digest;
-pub mod docker;
-pub mod docker_archive;
 pub mod ecr;
+pub mod endpoints;
 pub mod error;
 pub mod gate;
 pub mod images;
 pub mod manifest;
-pub mod manifest_list;
-pub mod manifests;
 pub mod media_type;
-pub mod push;
+pub mod multi_arch;
+pub mod publish;
 pub mod reference;
-pub mod referrers;
 pub mod retry;
 pub mod secrets;
-pub mod source;
-pub mod tags;
 mod transport;
 
 pub use client::{Client, ClientBuilder, Repository};

@@ -180,11 +180,11 @@ fn manifest(inputs: &Inputs<'_>) -> anyhow::Result<Staged<ManifestCreateArgs>> {
     }
     let format = inputs.get("format").unwrap_or_else(|| "auto".into());
     format
-        .parse::<ferry_registry::manifest_list::ListFormat>()
+        .parse::<ferry_registry::multi_arch::ListFormat>()
         .map_err(|e| anyhow!("input `format`: {e}"))?;
     let attestations = inputs.get("attestations").unwrap_or_else(|| "keep".into());
     attestations
-        .parse::<ferry_registry::manifest_list::Attestations>()
+        .parse::<ferry_registry::multi_arch::Attestations>()
         .map_err(|e| anyhow!("input `attestations`: {e}"))?;
     let annotations = inputs.list("annotations");
     if let Some(bad) = annotations.iter().find(|kv| !is_key_value(kv)) {

@@ -14,9 +14,9 @@ use tokio::sync::OnceCell;
 
 use super::report::{BlobOutcome, Progress};
 use super::{Budget, Ctx};
-use crate::blob::MountOutcome;
 use crate::client::Repository;
 use crate::digest::Digest;
+use crate::endpoints::blobs::MountOutcome;
 use crate::error::{Error, Result};
 
 type Slot = Arc<OnceCell<BlobOutcome>>;
@@ -183,7 +183,7 @@ async fn send_blob(
     ctx: &Ctx<'_>,
     digest: &Digest,
     size: u64,
-    source: crate::blob::BlobStream,
+    source: crate::endpoints::blobs::BlobStream,
     location: url::Url,
 ) -> Result<BlobOutcome> {
     if let Some(progress) = &ctx.progress {

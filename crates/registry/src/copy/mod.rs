@@ -39,9 +39,9 @@ pub use tokio_util::sync::CancellationToken;
 
 use crate::client::{Client, Repository, RequestCounters};
 use crate::digest::Digest;
+use crate::endpoints::manifests::ManifestHead;
 use crate::error::{Error, Result};
 use crate::manifest::{Descriptor, Manifest, Platform, descriptor_digest, filter_index};
-use crate::manifests::ManifestHead;
 use crate::media_type;
 use crate::reference::Reference;
 

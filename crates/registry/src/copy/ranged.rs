@@ -34,9 +34,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use super::Ctx;
-use crate::blob::BlobStream;
 use crate::client::{Repository, Request, expect, header_str};
 use crate::digest::{Digest, verify_stream};
+use crate::endpoints::blobs::BlobStream;
 use crate::error::{Error, RequestInfo, Result};
 
 const MIB: u64 = 1024 * 1024;

@@ -277,10 +277,12 @@ impl Ecr {
             reason: "no repositoryArn in the answer".into(),
         })?;
         let client = self.host_client(host);
-        let output = client
-            .list_tags_for_resource()
-            .resource_arn(&arn)
-            .send()
+        let output = self
+            .gated(
+                &host.region,
+                "ListTagsForResource",
+                client.list_tags_for_resource().resource_arn(&arn).send(),
+            )
             .await
             .map_err(|e| EcrError::from_sdk("ListTagsForResource", target.clone(), e))?;
         let actual: HashMap<&str, &str> =
@@ -298,7 +300,7 @@ impl Ecr {
             for tag in sdk_tags(&differing)? {
                 call = call.tags(tag);
             }
-            call.send()
+            self.gated(&host.region, "TagResource", call.send())
                 .await
                 .map_err(|e| EcrError::from_sdk("TagResource", target.clone(), e))?;
         }
@@ -332,7 +334,7 @@ impl Ecr {
         for filter in exclusion_filters(exclusions)? {
             call = call.image_tag_mutability_exclusion_filters(filter);
         }
-        call.send()
+        self.gated(&host.region, "PutImageTagMutability", call.send())
             .await
             .map_err(|e| EcrError::from_sdk("PutImageTagMutability", repo_target(host, name), e))?;
         Ok(())
@@ -356,9 +358,11 @@ impl Ecr {
         if let Some(account) = &host.account {
             call = call.registry_id(account);
         }
-        call.send().await.map_err(|e| {
-            EcrError::from_sdk("PutImageScanningConfiguration", repo_target(host, name), e)
-        })?;
+        self.gated(&host.region, "PutImageScanningConfiguration", call.send())
+            .await
+            .map_err(|e| {
+                EcrError::from_sdk("PutImageScanningConfiguration", repo_target(host, name), e)
+            })?;
         Ok(())
     }
 
@@ -374,7 +378,10 @@ impl Ecr {
         if let Some(account) = &host.account {
             call = call.registry_id(account);
         }
-        match call.send().await {
+        match self
+            .gated(&host.region, "GetLifecyclePolicy", call.send())
+            .await
+        {
             Ok(output) => Ok(output.lifecycle_policy_text().map(str::to_string)),
             Err(err)
                 if err
@@ -405,7 +412,7 @@ impl Ecr {
         if let Some(account) = &host.account {
             call = call.registry_id(account);
         }
-        call.send()
+        self.gated(&host.region, "PutLifecyclePolicy", call.send())
             .await
             .map_err(|e| EcrError::from_sdk("PutLifecyclePolicy", repo_target(host, name), e))?;
         Ok(())
@@ -423,7 +430,10 @@ impl Ecr {
         if let Some(account) = &host.account {
             call = call.registry_id(account);
         }
-        match call.send().await {
+        match self
+            .gated(&host.region, "GetRepositoryPolicy", call.send())
+            .await
+        {
             Ok(output) => Ok(output.policy_text().map(str::to_string)),
             Err(err)
                 if err
@@ -454,7 +464,7 @@ impl Ecr {
         if let Some(account) = &host.account {
             call = call.registry_id(account);
         }
-        call.send()
+        self.gated(&host.region, "SetRepositoryPolicy", call.send())
             .await
             .map_err(|e| EcrError::from_sdk("SetRepositoryPolicy", repo_target(host, name), e))?;
         Ok(())

@@ -51,7 +51,10 @@ impl Ecr {
             .send();
         // Sort keys are the raw timestamps, so sub-second order survives.
         let mut images: Vec<(Option<(i64, u32)>, ImageDetail)> = Vec::new();
-        while let Some(page) = pages.next().await {
+        while let Some(page) = self
+            .gated_page(&host.region, "DescribeImages", pages.next())
+            .await
+        {
             let page =
                 page.map_err(|e| EcrError::from_sdk("DescribeImages", repo_target(host, name), e))?;
             for image in page.image_details() {

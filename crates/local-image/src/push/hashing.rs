@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 
-use crate::digest::{Digest, Sha256};
+use ferry_registry::digest::{Digest, Sha256};
 
 /// Chunks queued for a background hasher (of at most 256 KiB each): 8 MiB. Reading waits when
 /// the hasher is this far behind; the chunks are the ones being uploaded, shared, not copied.

@@ -22,13 +22,13 @@ use futures::future::try_join_all;
 
 use super::Ready;
 use super::archive::Collected;
-use crate::client::Repository;
-use crate::digest::Digest;
 use crate::docker_archive::{SaveManifest, blob_digest, blob_path, normalize_path};
 use crate::error::{Error, Result};
-use crate::manifest::{Descriptor, Manifest, Platform, descriptor_digest};
-use crate::media_type::OCI_INDEX;
-use crate::reference::Reference;
+use ferry_registry::client::Repository;
+use ferry_registry::digest::Digest;
+use ferry_registry::manifest::{Descriptor, Manifest, Platform, descriptor_digest};
+use ferry_registry::media_type::OCI_INDEX;
+use ferry_registry::reference::Reference;
 
 const IMAGE_NAME: &str = "io.containerd.image.name";
 const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
@@ -276,17 +276,17 @@ mod tests {
         let layer = Digest::sha256_of(b"a gzip layer");
         let manifest = serde_json::to_vec(&json!({
             "schemaVersion": 2,
-            "mediaType": crate::media_type::OCI_MANIFEST,
-            "config": {"mediaType": crate::media_type::OCI_CONFIG,
+            "mediaType": ferry_registry::media_type::OCI_MANIFEST,
+            "config": {"mediaType": ferry_registry::media_type::OCI_CONFIG,
                        "digest": Digest::sha256_of(&config), "size": config.len()},
-            "layers": [{"mediaType": crate::media_type::OCI_LAYER_GZIP,
+            "layers": [{"mediaType": ferry_registry::media_type::OCI_LAYER_GZIP,
                         "digest": layer, "size": 12}],
         }))
         .unwrap();
         let entries: Vec<_> = names
             .iter()
             .map(|name| {
-                json!({"mediaType": crate::media_type::OCI_MANIFEST,
+                json!({"mediaType": ferry_registry::media_type::OCI_MANIFEST,
                        "digest": Digest::sha256_of(&manifest), "size": manifest.len(),
                        "annotations": {IMAGE_NAME: name}})
             })
@@ -309,7 +309,7 @@ mod tests {
                 blob: CachedBlob {
                     digest: pushed,
                     size: 12,
-                    media_type: crate::media_type::OCI_LAYER_GZIP.into(),
+                    media_type: ferry_registry::media_type::OCI_LAYER_GZIP.into(),
                 },
                 fate: Fate::Uploaded,
                 compressed_here,

@@ -13,8 +13,8 @@ use std::sync::Mutex;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
-use crate::client::Repository;
 use crate::error::Result;
+use ferry_registry::client::Repository;
 
 pub(crate) struct Sessions {
     dst: Repository,
@@ -29,7 +29,7 @@ impl Sessions {
         let opening = (0..count)
             .map(|_| {
                 let dst = dst.clone();
-                handle.spawn(async move { dst.start_upload().await })
+                handle.spawn(async move { Ok(dst.start_upload().await?) })
             })
             .collect();
         Sessions {

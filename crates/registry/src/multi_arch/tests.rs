@@ -54,7 +54,7 @@ fn a_source_in_another_registry_is_refused_by_name() {
     let text = err.to_string();
     assert!(matches!(
         err,
-        Error::ManifestList(ListError::OtherRegistry { .. })
+        Error::MultiArch(ListError::OtherRegistry { .. })
     ));
     assert!(
         text.contains("ghcr.io/team/app:1.0") && text.contains("copy the image there first"),

@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use export::ExportReader;
 
-use crate::digest::Digest;
+use ferry_registry::digest::Digest;
 
 mod export;
 #[cfg(test)]

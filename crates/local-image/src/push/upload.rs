@@ -28,12 +28,12 @@ use super::compress::{CHUNK, Compression};
 use super::hashing::PendingDigest;
 use super::sessions::Sessions;
 use super::spool::{Queued, SPOOL_BYTES, SpoolWriter, read_back};
-use crate::client::Repository;
-use crate::digest::Digest;
 use crate::error::{Error, Result};
+use ferry_registry::client::Repository;
+use ferry_registry::digest::Digest;
 
 /// Layer uploads at once, each on its own connection: as many as a copy's default budget of blob
-/// transfers ([`crate::copy::Budget`]).
+/// transfers ([`ferry_registry::copy::Budget`]).
 pub(crate) const UPLOADS_IN_FLIGHT: usize = 8;
 /// Compressed bytes read ahead of the uploads, all layers together.
 const QUEUED_BYTES: usize = 32 * 1024 * 1024;

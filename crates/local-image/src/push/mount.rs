@@ -9,13 +9,11 @@
 //! is forgotten, so the next push does not ask it again. A mount that fails outright (denied
 //! access to the source) is treated the same way.
 
-use reqwest::Method;
-
 use super::cache::PushCache;
-use crate::blob::MountOutcome;
-use crate::client::{Repository, Request};
-use crate::digest::Digest;
 use crate::error::Result;
+use ferry_registry::client::Repository;
+use ferry_registry::digest::Digest;
+use ferry_registry::endpoints::blobs::MountOutcome;
 
 /// Sources asked per blob at most: each refusal costs a POST and a DELETE, and where a registry
 /// refuses every mount, more tries only cost more requests.
@@ -51,7 +49,12 @@ pub(crate) async fn ensure(
     for from in others.iter().take(MOUNT_TRIES) {
         match dst.mount_blob(digest, from).await {
             Ok(MountOutcome::Mounted) => return Ok(Presence::Mounted),
-            Ok(MountOutcome::Upload(session)) => cancel_upload(dst, session).await,
+            Ok(MountOutcome::Upload(session)) => {
+                // Best effort: a session nobody cancels expires in the registry anyway.
+                if let Err(error) = dst.cancel_upload(&session).await {
+                    tracing::debug!(%error, %session, "could not cancel an upload session");
+                }
+            }
             // Denied (no pull access to the source, say): a mount is only ever a shortcut, so
             // any failure means sending the blob; a real fault shows in that upload.
             Err(error) => tracing::debug!(%error, %digest, from = %from, "mount failed"),
@@ -62,18 +65,4 @@ pub(crate) async fn ensure(
         return Ok(Presence::Present);
     }
     Ok(Presence::Absent)
-}
-
-/// Cancels an upload session nobody will use (`DELETE` on its location), so it does not linger
-/// in the registry's storage until its own clean-up. Best effort: a registry that cannot cancel
-/// expires the session anyway, so a failure is only logged.
-async fn cancel_upload(dst: &Repository, session: url::Url) {
-    let request = Request::new(Method::DELETE, session.to_string(), dst.push_scope());
-    match dst.send(request).await {
-        Ok(response) if response.status().is_success() => {}
-        Ok(response) => {
-            tracing::debug!(status = %response.status(), %session, "could not cancel an upload session")
-        }
-        Err(error) => tracing::debug!(%error, %session, "could not cancel an upload session"),
-    }
 }

@@ -18,7 +18,7 @@ use flate2::{Compress, FlushCompress, Status};
 
 use super::buffers::BufferPool;
 use super::compress::Forward;
-use crate::digest::Sha256;
+use ferry_registry::digest::Sha256;
 
 /// Uncompressed bytes per gzip member.
 pub(super) const BLOCK: usize = 1024 * 1024;

@@ -22,11 +22,11 @@ use super::hashing::Hasher;
 use super::mount::{self, Presence};
 use super::sessions::Sessions;
 use super::upload::{Finished, Uploads};
-use crate::client::Repository;
-use crate::copy::{BlobOutcome, Progress};
-use crate::digest::Digest;
 use crate::docker_archive::{ArchiveEntry, ArchiveError, ArchiveReader};
 use crate::error::{Error, Result};
+use ferry_registry::client::Repository;
+use ferry_registry::copy::{BlobOutcome, Progress};
+use ferry_registry::digest::Digest;
 
 /// What a pass over an archive left: every JSON file by path, and every blob by path.
 #[derive(Default)]

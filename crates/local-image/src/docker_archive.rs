@@ -13,7 +13,7 @@ use std::io::{self, BufRead, BufReader, Cursor, Read};
 
 use serde::{Deserialize, Deserializer};
 
-use crate::digest::Digest;
+use ferry_registry::digest::Digest;
 
 /// JSON files are configs and manifests: a few KiB, and never near this.
 pub const JSON_LIMIT: u64 = 16 * 1024 * 1024;
@@ -312,9 +312,9 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::digest::Digest;
     use crate::docker::test_image::TestImage;
     use crate::docker::{DockerEngine, DockerError};
+    use ferry_registry::digest::Digest;
 
     /// What a pass over an archive saw.
     #[derive(Default, Debug)]

@@ -7,12 +7,12 @@ use super::archive::{Collected, PushedBlob};
 use super::cache::{self, PushCache};
 use super::compress::Compression;
 use super::{PushOptions, Ready};
-use crate::client::Repository;
-use crate::digest::Digest;
 use crate::docker_archive::{SaveManifest, normalize_path};
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
-use crate::media_type::{
+use ferry_registry::client::Repository;
+use ferry_registry::digest::Digest;
+use ferry_registry::manifest::Manifest;
+use ferry_registry::media_type::{
     DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST,
 };
 

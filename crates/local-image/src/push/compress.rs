@@ -11,8 +11,8 @@ use bytes::Bytes;
 use super::buffers::{BUFFER, BufferPool};
 use super::gzip::BLOCK;
 use super::hashing::{Hasher, PendingDigest};
-use crate::digest::{Digest, Sha256};
-use crate::media_type::{DOCKER_LAYER_GZIP, OCI_LAYER_GZIP, OCI_LAYER_ZSTD};
+use ferry_registry::digest::{Digest, Sha256};
+use ferry_registry::media_type::{DOCKER_LAYER_GZIP, OCI_LAYER_GZIP, OCI_LAYER_ZSTD};
 
 /// How uncompressed layers are compressed for the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]

@@ -43,14 +43,14 @@ use serde::Serialize;
 pub use cache::PushCache;
 pub use compress::Compression;
 
-use crate::client::{Client, Repository, RequestCounters, RequestCounts};
-use crate::copy::{ImmutableTags, Progress, TagEntry, TagOutcome};
-use crate::digest::Digest;
 use crate::docker::{DockerEngine, ImageInspect};
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
-use crate::reference::Reference;
 use crate::source::ImageSource;
+use ferry_registry::client::{Client, Repository, RequestCounters, RequestCounts};
+use ferry_registry::copy::{ImmutableTags, Progress, TagEntry, TagOutcome};
+use ferry_registry::digest::Digest;
+use ferry_registry::manifest::Manifest;
+use ferry_registry::reference::Reference;
 
 pub struct PushOptions {
     pub compression: Compression,
@@ -180,6 +180,7 @@ pub async fn push(
                         let export = start_export(&inspect);
                         Ok::<_, Error>((inspect, export))
                     };
+                    let heads = async { Ok::<_, Error>(heads.await?) };
                     let ((inspect, export), heads) = tokio::try_join!(inspected, heads)?;
                     (heads, inspect, export)
                 }
@@ -250,7 +251,7 @@ pub async fn push(
         let digests: Vec<Digest> = manifest
             .blobs()
             .into_iter()
-            .filter_map(|d| crate::manifest::descriptor_digest(d).ok())
+            .filter_map(|d| ferry_registry::manifest::descriptor_digest(d).ok())
             .collect();
         options
             .cache
@@ -303,7 +304,9 @@ fn sessions_ahead(
     (count > 0).then(|| sessions::Sessions::open(dst, count))
 }
 
-fn tag_digests(heads: Vec<Option<crate::manifests::ManifestHead>>) -> Vec<Option<Digest>> {
+fn tag_digests(
+    heads: Vec<Option<ferry_registry::endpoints::manifests::ManifestHead>>,
+) -> Vec<Option<Digest>> {
     heads
         .into_iter()
         .map(|head| head.map(|h| h.digest))
@@ -393,7 +396,7 @@ async fn reuse_cached(
         }));
     }
     let presence = try_join_all(manifest.blobs().into_iter().map(|d| async move {
-        let digest = crate::manifest::descriptor_digest(d)?;
+        let digest = ferry_registry::manifest::descriptor_digest(d)?;
         mount::ensure(dst, cache, &digest).await
     }))
     .await?;

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::reference::{Reference, ReferenceError};
+use ferry_registry::reference::{Reference, ReferenceError};
 
 const OCI_PREFIX: &str = "oci:";
 const ARCHIVE_PREFIX: &str = "docker-archive:";

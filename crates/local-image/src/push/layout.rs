@@ -10,11 +10,11 @@ use futures::StreamExt;
 use futures::future::{BoxFuture, try_join_all};
 
 use super::Tally;
-use crate::client::Repository;
-use crate::copy::{BlobOutcome, Progress};
-use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::manifest::{Descriptor, Manifest, descriptor_digest};
+use ferry_registry::client::Repository;
+use ferry_registry::copy::{BlobOutcome, Progress};
+use ferry_registry::digest::Digest;
+use ferry_registry::manifest::{Descriptor, Manifest, descriptor_digest};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -28,7 +28,7 @@ pub(crate) async fn select(dir: &Path, tag: Option<&str>) -> Result<Manifest> {
             index_path.display()
         ))
     })?;
-    let index = Manifest::from_raw(raw.into(), Some(crate::media_type::OCI_INDEX))?;
+    let index = Manifest::from_raw(raw.into(), Some(ferry_registry::media_type::OCI_INDEX))?;
     let chosen = match tag {
         Some(tag) => index.children().iter().find(|d| ref_name(d) == Some(tag)),
         None if index.children().len() == 1 => index.children().first(),
@@ -74,7 +74,7 @@ async fn read_manifest(dir: &Path, desc: &Descriptor) -> Result<Manifest> {
         .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
     let manifest = Manifest::from_raw(raw.into(), Some(desc.media_type().as_ref()))?;
     if manifest.digest() != &digest {
-        return Err(crate::digest::DigestError::Mismatch {
+        return Err(ferry_registry::digest::DigestError::Mismatch {
             expected: digest,
             actual: manifest.digest().clone(),
         }

@@ -17,9 +17,9 @@ use hyper_util::rt::TokioIo;
 use super::cache::{CachedImage, PushCache};
 use super::mount::{Presence, ensure};
 use super::reuse_cached;
-use crate::client::Client;
-use crate::digest::Digest;
-use crate::reference::Reference;
+use ferry_registry::client::Client;
+use ferry_registry::digest::Digest;
+use ferry_registry::reference::Reference;
 
 /// Which repository holds which blob, and every request seen ("METHOD /path?query").
 #[derive(Default)]
@@ -78,7 +78,7 @@ impl FakeRegistry {
         std::mem::take(&mut self.state.lock().unwrap().requests)
     }
 
-    fn repository(&self, name: &str) -> crate::client::Repository {
+    fn repository(&self, name: &str) -> ferry_registry::client::Repository {
         let client = Client::builder().build().unwrap();
         client.repository(&Reference::parse(&format!("{}/{name}", self.host)).unwrap())
     }
@@ -152,7 +152,12 @@ fn digests() -> (Digest, Digest, Digest) {
 async fn one_layer(
     linked_in: Option<&str>,
     recorded: &str,
-) -> (FakeRegistry, PushCache, crate::client::Repository, Digest) {
+) -> (
+    FakeRegistry,
+    PushCache,
+    ferry_registry::client::Repository,
+    Digest,
+) {
     let registry = FakeRegistry::start().await;
     let (_, layer, _) = digests();
     if let Some(repository) = linked_in {
@@ -236,15 +241,15 @@ fn methods(requests: &[String]) -> Vec<&str> {
 fn cached_image(config: &Digest, layers: [&Digest; 2]) -> CachedImage {
     let manifest = serde_json::json!({
         "schemaVersion": 2,
-        "mediaType": crate::media_type::DOCKER_MANIFEST,
-        "config": {"mediaType": crate::media_type::DOCKER_CONFIG, "size": 6, "digest": config},
+        "mediaType": ferry_registry::media_type::DOCKER_MANIFEST,
+        "config": {"mediaType": ferry_registry::media_type::DOCKER_CONFIG, "size": 6, "digest": config},
         "layers": layers.iter().map(|d| serde_json::json!({
-            "mediaType": crate::media_type::DOCKER_LAYER_GZIP, "size": 7, "digest": d,
+            "mediaType": ferry_registry::media_type::DOCKER_LAYER_GZIP, "size": 7, "digest": d,
         })).collect::<Vec<_>>(),
     });
     CachedImage {
         manifest: manifest.to_string(),
-        media_type: crate::media_type::DOCKER_MANIFEST.to_string(),
+        media_type: ferry_registry::media_type::DOCKER_MANIFEST.to_string(),
         size: None,
     }
 }
