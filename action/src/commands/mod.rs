@@ -87,7 +87,7 @@ pub async fn destination(
     args: &RegistryArgs,
     observer: Option<ferry_registry::ecr::TokenObserver>,
 ) -> anyhow::Result<Destination> {
-    use ferry_registry::ecr::resolve_registry;
+    use ferry_registry::ecr::{names_ecr, resolve_registry};
     let plain = registry.filter(|r| !names_ecr(r));
     if let Some(host) = plain {
         return Ok(Destination {
@@ -107,10 +107,4 @@ pub async fn destination(
         host: host.to_string(),
         ecr: Some((ecr, host)),
     })
-}
-
-/// Whether a `--registry` value names an ECR registry: an ECR host or a 12-digit account id.
-pub fn names_ecr(registry: &str) -> bool {
-    ferry_registry::ecr::EcrHost::parse(registry).is_some()
-        || (registry.len() == 12 && registry.bytes().all(|b| b.is_ascii_digit()))
 }

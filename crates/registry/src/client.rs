@@ -379,6 +379,14 @@ impl Repository {
     }
 
     /// `scheme://host/v2/<name><path>`.
+    pub(crate) fn lacks_referrers_api(&self) -> bool {
+        self.client.inner.transport.lacks_referrers_api(&self.host)
+    }
+
+    pub(crate) fn set_lacks_referrers_api(&self) {
+        self.client.inner.transport.set_lacks_referrers_api(&self.host)
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

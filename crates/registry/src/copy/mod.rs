@@ -5,7 +5,8 @@
 //! 1. `HEAD` the source manifest and every destination tag. If each tag already points at what
 //!    the source resolves to (or, for a platform subset, at what the last copy produced from
 //!    this same source digest, [`LastCopy`]), stop: a warm copy costs one `HEAD` at the source
-//!    and one per tag at the destination, and no manifest `GET`.
+//!    and one per tag at the destination, and no manifest `GET` (with referrers, one more
+//!    request for the top-level image's referrers, which may have been signed since).
 //! 2. `GET` the source manifest by the digest the `HEAD` gave and, for a platform subset, build
 //!    the new index holding only those children.
 //! 3. For each child (concurrently): `HEAD` it at the destination by digest; if missing, fetch
@@ -233,10 +234,7 @@ impl Copier {
                     .filter(|last| last.source_digest == source.digest)
                     .map(|last| last.digest.clone())
             };
-        // Referrers can be added to an unchanged image: with them, the manifests are read to
-        // know every subject.
         if let Some(expected) = &expected
-            && !self.options.referrers
             && !tags.is_empty()
             && current.iter().all(|d| d.as_ref() == Some(expected))
             && dst.digest().is_none_or(|wanted| wanted == expected)
@@ -250,8 +248,17 @@ impl Copier {
                 media_type: top.media_type.clone(),
                 outcome: ManifestOutcome::Present,
             }];
+            // Signatures can be added to an unchanged image: ask for the top-level image's
+            // referrers (one request when there are none). The children's are looked at only
+            // when the image itself is copied: reading them would cost the manifest GET a warm
+            // copy exists to avoid, and signers sign the digest a tag names.
+            let referrers = if self.options.referrers {
+                referrers::copy_referrers(&ctx, std::slice::from_ref(expected)).await?
+            } else {
+                Vec::new()
+            };
             let tags = TagEntry::plan(&tags, current, expected);
-            return Ok(report(source.digest, top, manifests, tags, Vec::new()));
+            return Ok(report(source.digest, top, manifests, tags, referrers));
         }
 
         check_stop(&ctx)?;

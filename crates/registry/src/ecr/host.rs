@@ -174,6 +174,12 @@ pub fn resolve_registry(registry: &str, region: Option<&str>) -> Result<EcrHost,
     })
 }
 
+/// Whether a registry as a user names it (`--registry`, a mirror's `destination.registry`)
+/// means ECR: an ECR host or a 12-digit account id. Anything else is another registry's host.
+pub fn names_ecr(registry: &str) -> bool {
+    EcrHost::parse(registry).is_some() || is_account_id(registry.trim())
+}
+
 fn is_account_id(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }

@@ -34,7 +34,7 @@ use base64::engine::general_purpose::STANDARD;
 
 pub use credentials::{EcrCredentials, TokenObserver};
 pub use error::EcrError;
-pub use host::{EcrHost, EcrKind, is_ecr_host, resolve_registry};
+pub use host::{EcrHost, EcrKind, is_ecr_host, names_ecr, resolve_registry};
 pub use images::ImageDetail;
 pub use repository::{
     Drift, Encryption, EnsureMode, RepositorySettings, RepositoryState, TagMutability,

@@ -39,6 +39,9 @@ pub(crate) struct Transport {
     tls: OnceLock<reqwest::Client>,
     plain: OnceLock<reqwest::Client>,
     loopback: LoopbackSchemes,
+    /// Registries seen without the referrers API: asked once, then straight to the tag schema
+    /// (what a registry serves is the same for every tenant, so this is shared).
+    no_referrers_api: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Transport {
@@ -58,7 +61,23 @@ impl Transport {
             tls: OnceLock::new(),
             plain: OnceLock::new(),
             loopback: LoopbackSchemes::default(),
+            no_referrers_api: Default::default(),
         })
+    }
+
+    /// Whether `host` answered without the referrers API before.
+    pub fn lacks_referrers_api(&self, host: &str) -> bool {
+        self.no_referrers_api
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(host)
+    }
+
+    pub fn set_lacks_referrers_api(&self, host: &str) {
+        self.no_referrers_api
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(host.to_string());
     }
 
     /// Turns `https://` into `http://` for a loopback host that turns out to speak plain HTTP
