@@ -33,6 +33,7 @@ pub mod manifest;
 pub mod manifest_list;
 pub mod manifests;
 pub mod media_type;
+pub mod mirror;
 pub mod push;
 pub mod reference;
 pub mod referrers;
