@@ -39,6 +39,7 @@ pub mod gate;
 pub mod images;
 pub mod manifest;
 pub mod media_type;
+pub mod mirror;
 pub mod multi_arch;
 pub mod publish;
 pub mod reference;

@@ -1,0 +1,90 @@
+//! `EcrImageMirror` documents as written in YAML files (or `kubectl get -o yaml`), and reading
+//! them out of a multi-document text.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::spec::EcrImageMirrorSpec;
+use super::validate::SpecError;
+
+/// The `apiVersion` of this version of the spec.
+pub const API_VERSION: &str = "ferry.dev/v1alpha1";
+/// The `kind` of a mirror.
+pub const KIND: &str = "EcrImageMirror";
+
+/// A whole `EcrImageMirror` document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EcrImageMirrorDocument {
+    /// [`API_VERSION`].
+    pub api_version: String,
+    /// [`KIND`].
+    pub kind: String,
+    /// The mirror's name.
+    pub metadata: ObjectMeta,
+    /// What to mirror.
+    pub spec: EcrImageMirrorSpec,
+}
+
+/// The part of Kubernetes' object metadata a mirror file uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectMeta {
+    /// The mirror's name.
+    pub name: String,
+    /// Its namespace, where its Secrets are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Kubernetes labels, carried along.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Kubernetes annotations, carried along.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Only the fields that say what a document is, to skip other kinds before reading them.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TypeMeta {
+    #[serde(default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+/// The `EcrImageMirror` documents of a multi-document YAML `text`, each checked with
+/// [`EcrImageMirrorSpec::validate`]. Documents of other kinds (another `apiVersion` or `kind`)
+/// and empty ones are skipped. Errors name `origin`, the document's position (from 1) and the
+/// field.
+pub fn parse_documents(text: &str, origin: &str) -> Result<Vec<EcrImageMirrorDocument>, SpecError> {
+    let mut documents = Vec::new();
+    for (i, document) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let index = i + 1;
+        let error = |reason: String| SpecError::Document {
+            origin: origin.to_string(),
+            index,
+            reason,
+        };
+        let value = serde_norway::Value::deserialize(document)
+            .map_err(|e| error(format!("not YAML: {e}")))?;
+        if value.is_null() {
+            continue;
+        }
+        let meta: TypeMeta = serde_norway::from_value(value.clone())
+            .map_err(|e| error(format!("not a Kubernetes-style object: {e}")))?;
+        if meta.api_version.as_deref() != Some(API_VERSION) || meta.kind.as_deref() != Some(KIND) {
+            continue;
+        }
+        let mirror: EcrImageMirrorDocument =
+            serde_norway::from_value(value).map_err(|e| error(format!("{e}")))?;
+        if mirror.metadata.name.is_empty() {
+            return Err(error("metadata.name: is empty".into()));
+        }
+        mirror.spec.validate().map_err(|e| error(e.to_string()))?;
+        documents.push(mirror);
+    }
+    Ok(documents)
+}

@@ -1,0 +1,33 @@
+//! `EcrImageMirror`: a document saying which images of a source repository to keep copied into
+//! ECR. This module holds what needs no network: the [`spec`] and its checks, the [`status`] a
+//! sync reports, the [`policy`] that chooses tags from a source's tag list (Flux `ImagePolicy`
+//! semantics, docs/design/tag-policy.md), and [`parse_documents`] for YAML files.
+//!
+//! ```yaml
+//! apiVersion: ferry.dev/v1alpha1
+//! kind: EcrImageMirror
+//! metadata: {name: nginx}
+//! spec:
+//!   source:
+//!     image: docker.io/library/nginx
+//!     tagPolicy: {semver: {range: ">=1.26.0 <2.0.0"}, keep: 3}
+//!   destination: {repository: mirror/nginx}
+//! ```
+
+pub mod document;
+pub mod policy;
+pub mod spec;
+pub mod status;
+pub mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use document::{API_VERSION, EcrImageMirrorDocument, KIND, ObjectMeta, parse_documents};
+pub use policy::{PolicyError, TagPolicy};
+pub use spec::{
+    DestinationSpec, EcrImageMirrorSpec, EncryptionType, ManifestListSpec, OrderPolicy,
+    RepositorySettingsSpec, SecretRef, SemverPolicy, SortOrder, SourceSpec, TagPolicySpec,
+};
+pub use status::{EcrImageMirrorStatus, TagState, TagStatus};
+pub use validate::{DEFAULT_INTERVAL, MIN_INTERVAL, SpecError};
