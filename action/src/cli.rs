@@ -42,6 +42,48 @@ pub enum Command {
     /// List the images in a repository: digest, tags and media type on any registry; for ECR
     /// also size and push time (and untagged images), from the ECR API.
     Images(ImagesArgs),
+    /// Sync `EcrImageMirror` documents once: choose each mirror's tags, copy what changed into
+    /// ECR, assemble its manifest lists, and print each tag's state (the same YAML the
+    /// ferry-operator reconciles in a cluster).
+    Mirror(Box<MirrorArgs>),
+}
+
+#[derive(Args, Debug)]
+pub struct MirrorArgs {
+    /// A YAML file of `EcrImageMirror` documents, or a folder of them (every `*.yaml` / `*.yml`
+    /// below it). Documents of other kinds in the same files are skipped, so the files a GitOps
+    /// repository applies to a cluster work as they are. Repeatable.
+    #[arg(short = 'f', long = "file", value_name = "FILE|DIR", required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Keep each mirror's last status in this JSON file between runs (created when missing):
+    /// with it, a tag that has not moved costs one HEAD at the source and one at the
+    /// destination, and no manifest GET.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    /// Only the mirrors named so (`metadata.name`, or `namespace/name`). Repeatable.
+    #[arg(long = "name", value_name = "NAME")]
+    pub names: Vec<String>,
+
+    /// Show the plan (which tags would be copied, which lists built) and change nothing; the
+    /// state file is not written.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print one JSON document (every mirror's status) instead of tables.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Where the Secrets named by `credentialsSecretRef` are: a folder with a folder per
+    /// Secret holding its `.dockerconfigjson` (or `.dockercfg`) — the layout of Secrets mounted
+    /// as volumes — or a `<name>.json` docker config per Secret. Such a config never runs a
+    /// credential helper. Without this flag, docker's config.json serves every registry.
+    #[arg(long, value_name = "DIR")]
+    pub secrets_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub registry_args: RegistryArgs,
 }
 
 /// Options shared by every command that talks to registries.

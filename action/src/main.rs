@@ -39,7 +39,9 @@ fn main() -> ExitCode {
     // threads, and in a VM waking an idle worker can cost a good part of a millisecond, which a
     // warm push (a few ms in all) notices.
     let mut builder = match cli.command {
-        cli::Command::Copy(_) => tokio::runtime::Builder::new_multi_thread(),
+        cli::Command::Copy(_) | cli::Command::Mirror(_) => {
+            tokio::runtime::Builder::new_multi_thread()
+        }
         _ => tokio::runtime::Builder::new_current_thread(),
     };
     let runtime = match builder.enable_all().build() {

@@ -261,6 +261,60 @@ fn layer_rows(
     }
 }
 
+/// `ferry mirror`'s table for one mirror: a line per tag and per manifest list.
+pub fn mirror_table(
+    name: &str,
+    source: &str,
+    outcome: &ferry_registry::mirror::SyncOutcome,
+    dry_run: bool,
+) -> String {
+    let status = &outcome.status;
+    let mut out = String::new();
+    let destination = status.repository_uri.as_deref().unwrap_or("?");
+    let plan = if dry_run { " (dry run)" } else { "" };
+    let _ = writeln!(out, "mirror {name}: {source} → {destination}{plan}");
+    if let Some(error) = &outcome.error {
+        let _ = writeln!(out, "  failed: {error}");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "  {:<24} {:<8} {:<19} {:<19} NOTE",
+        "TAG", "STATE", "SOURCE DIGEST", "DESTINATION DIGEST"
+    );
+    let lists = status.manifest_lists.iter().map(|l| (true, l));
+    for (is_list, entry) in status.tags.iter().map(|t| (false, t)).chain(lists) {
+        let tag = if is_list {
+            format!("{} (list)", entry.tag)
+        } else {
+            entry.tag.clone()
+        };
+        let state = format!("{:?}", entry.state).to_lowercase();
+        let note = match (&entry.message, entry.platforms.is_empty()) {
+            (Some(message), _) => message.clone(),
+            (None, false) => entry.platforms.join(", "),
+            (None, true) => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<24} {:<8} {:<19} {:<19} {note}",
+            tag,
+            state,
+            short_digest(entry.source_digest.as_deref()),
+            short_digest(entry.digest.as_deref()),
+        );
+    }
+    out
+}
+
+/// `sha256:0123456789ab`: enough to tell digests apart in a table (`--json` has them whole).
+fn short_digest(digest: Option<&str>) -> String {
+    match digest {
+        Some(d) => d.chars().take(19).collect(),
+        None => "-".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

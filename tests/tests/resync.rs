@@ -16,14 +16,6 @@ use ferry_registry::{Platform, copy};
 use ferry_testkit::push::RawClient;
 use ferry_testkit::{Fault, FaultAction, FaultProxy, ImageFormat, TestRegistry, skopeo};
 
-fn methods(proxy: &FaultProxy) -> Vec<String> {
-    proxy
-        .requests()
-        .iter()
-        .map(|r| format!("{} {}", r.method, r.path_and_query))
-        .collect()
-}
-
 #[tokio::test]
 async fn a_warm_platform_subset_given_the_last_copy_is_heads_only() {
     let src = TestRegistry::anonymous().await.unwrap();
@@ -51,7 +43,7 @@ async fn a_warm_platform_subset_given_the_last_copy_is_heads_only() {
         src_proxy.count("GET", "/manifests/"),
         1,
         "{:?}",
-        methods(&src_proxy)
+        seen(&src_proxy)
     );
     assert_eq!(unaided.digest, cold.digest);
 
@@ -62,8 +54,8 @@ async fn a_warm_platform_subset_given_the_last_copy_is_heads_only() {
         ..options
     };
     let warm = copy(&client(), &from, &to, warm_options).await.unwrap();
-    assert_eq!(methods(&src_proxy), ["HEAD /v2/app/manifests/v1"]);
-    let mut at_destination = methods(&dst_proxy);
+    assert_eq!(seen(&src_proxy), ["HEAD /v2/app/manifests/v1"]);
+    let mut at_destination = seen(&dst_proxy);
     at_destination.sort();
     assert_eq!(
         at_destination,
@@ -158,11 +150,7 @@ async fn cancelling_mid_copy_moves_no_tag_and_leaves_no_upload_session_open() {
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while proxy.count("PUT", "/blobs/uploads/") < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:?}",
-            methods(&proxy)
-        );
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", seen(&proxy));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     cancel.cancel();
@@ -197,7 +185,7 @@ async fn cancelling_mid_copy_moves_no_tag_and_leaves_no_upload_session_open() {
                 && session_of(&r.path_and_query).as_ref() == Some(session)
                 && r.status == 204),
             "session {session} was not cancelled: {:?}",
-            methods(&proxy)
+            seen(&proxy)
         );
     }
     // No upload finished (each was held up), so every session opened must have been cancelled.
@@ -205,7 +193,7 @@ async fn cancelling_mid_copy_moves_no_tag_and_leaves_no_upload_session_open() {
         proxy.count("DELETE", "/blobs/uploads/"),
         proxy.count("POST", "/blobs/uploads/"),
         "{:?}",
-        methods(&proxy)
+        seen(&proxy)
     );
     assert_eq!(
         open_sessions(&dst.storage_dir(), "app"),
@@ -237,7 +225,7 @@ async fn referrers_reach_the_destination_before_the_tag() {
         .unwrap();
     assert_eq!(report.referrers.len(), 1);
 
-    let log = methods(&proxy);
+    let log = seen(&proxy);
     let position = |wanted: &str| {
         log.iter()
             .position(|m| m == wanted)
@@ -350,7 +338,7 @@ async fn a_failed_transfer_cancels_its_upload_session_before_starting_over() {
         dst_proxy.count("DELETE", "/blobs/uploads/"),
         1,
         "{:?}",
-        methods(&dst_proxy)
+        seen(&dst_proxy)
     );
     assert_eq!(
         dst_proxy.count("POST", "/blobs/uploads/"),

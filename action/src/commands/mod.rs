@@ -5,6 +5,7 @@ mod copy;
 mod images;
 mod login;
 pub mod manifest;
+pub mod mirror;
 pub mod push;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Action => crate::action::run().await,
         Command::Login(args) => login::run(args).await,
         Command::Images(args) => images::run(args).await,
+        Command::Mirror(args) => mirror::run(*args).await,
     }
 }
 

@@ -384,7 +384,10 @@ impl Repository {
     }
 
     pub(crate) fn set_lacks_referrers_api(&self) {
-        self.client.inner.transport.set_lacks_referrers_api(&self.host)
+        self.client
+            .inner
+            .transport
+            .set_lacks_referrers_api(&self.host)
     }
 
     pub(crate) fn url(&self, path: &str) -> String {

@@ -91,3 +91,12 @@ pub async fn copy_app_v1(
 pub fn sha256(bytes: &[u8]) -> String {
     ferry_testkit::sha256_digest(bytes)
 }
+
+/// Requests a counting proxy saw, as `METHOD path?query`, in order.
+pub fn seen(proxy: &ferry_testkit::FaultProxy) -> Vec<String> {
+    proxy
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path_and_query))
+        .collect()
+}

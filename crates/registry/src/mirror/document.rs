@@ -14,9 +14,10 @@ pub const API_VERSION: &str = "ferry.dev/v1alpha1";
 /// The `kind` of a mirror.
 pub const KIND: &str = "EcrImageMirror";
 
-/// A whole `EcrImageMirror` document.
+/// A whole `EcrImageMirror` document. Fields beyond these (a `status`, server-set metadata in
+/// the output of `kubectl get -o yaml`) are ignored; the spec itself refuses unknown fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct EcrImageMirrorDocument {
     /// [`API_VERSION`].
     pub api_version: String,
@@ -30,7 +31,7 @@ pub struct EcrImageMirrorDocument {
 
 /// The part of Kubernetes' object metadata a mirror file uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ObjectMeta {
     /// The mirror's name.
     pub name: String,

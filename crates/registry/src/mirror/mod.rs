@@ -18,6 +18,9 @@ pub mod document;
 pub mod policy;
 pub mod spec;
 pub mod status;
+pub mod sync;
+pub mod target;
+pub mod time;
 pub mod validate;
 
 #[cfg(test)]
@@ -30,4 +33,6 @@ pub use spec::{
     RepositorySettingsSpec, SecretRef, SemverPolicy, SortOrder, SourceSpec, TagPolicySpec,
 };
 pub use status::{EcrImageMirrorStatus, TagState, TagStatus};
+pub use sync::{SyncEngine, SyncOutcome, sync};
+pub use target::Destination;
 pub use validate::{DEFAULT_INTERVAL, MIN_INTERVAL, SpecError};

@@ -22,6 +22,13 @@ pub struct EcrImageMirrorStatus {
     /// The `metadata.generation` of the spec the last sync worked from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// When the repository and its settings were last compared with the spec (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_checked_at: Option<String>,
+    /// A fingerprint of the destination spec of that comparison: a changed destination is
+    /// compared again at the next sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_settings: Option<String>,
 }
 
 /// What happened to one tag (or manifest list).
@@ -48,6 +55,25 @@ pub struct TagStatus {
     /// When the tag was last copied (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synced_at: Option<String>,
+    /// For a manifest list: the tags it was built from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+}
+
+impl TagStatus {
+    /// A tag nothing has happened to yet.
+    pub fn new(tag: &str) -> TagStatus {
+        TagStatus {
+            tag: tag.to_string(),
+            source_digest: None,
+            digest: None,
+            platforms: Vec::new(),
+            state: TagState::Pending,
+            message: None,
+            synced_at: None,
+            sources: Vec::new(),
+        }
+    }
 }
 
 /// Where a tag stands after a sync.

@@ -105,7 +105,7 @@ pub async fn sync(
     // 2. Choose tags.
     let tags = match choose_tags(engine, spec, &checked).await {
         Ok(tags) => tags,
-        Err(error) => return fail(status, format!("listing the source's tags: {error}"), false),
+        Err(error) => return fail(status, error, false),
     };
 
     // 3. Repository.
@@ -123,7 +123,15 @@ pub async fn sync(
     let now = rfc3339(SystemTime::now());
     let copies = futures::stream::iter(tags.iter().map(|tag| {
         let last = last.tag(tag);
-        copy_tag(engine, &checked, &destination, tag, last, immutable.clone(), &now)
+        copy_tag(
+            engine,
+            &checked,
+            &destination,
+            tag,
+            last,
+            immutable.clone(),
+            &now,
+        )
     }))
     .buffered(TAGS_AT_ONCE)
     .collect::<Vec<_>>()
@@ -166,7 +174,10 @@ impl Checked {
         spec.validate()?;
         let source = spec.source_reference()?;
         let policy = match &spec.source.tag_policy {
-            Some(policy) => Some(TagPolicy::new(policy).map_err(SpecError::from)?),
+            Some(policy) => Some(TagPolicy::new(policy).map_err(|e| SpecError::Invalid {
+                field: "spec.source.tagPolicy".into(),
+                reason: e.to_string(),
+            })?),
             None => None,
         };
         let platforms = spec
@@ -188,7 +199,7 @@ async fn choose_tags(
     engine: &SyncEngine,
     spec: &EcrImageMirrorSpec,
     checked: &Checked,
-) -> Result<Vec<String>, Error> {
+) -> Result<Vec<String>, String> {
     let mut tags: Vec<String> = Vec::new();
     for tag in &spec.source.tags {
         if !tags.contains(tag) {
@@ -200,10 +211,11 @@ async fn choose_tags(
             .client
             .repository(&checked.source)
             .list_tags_strict()
-            .await?;
+            .await
+            .map_err(|e| format!("listing the tags of {}: {e}", checked.source.name()))?;
         let chosen = policy
             .select(&listed)
-            .map_err(|e| Error::Config(e.to_string()))?;
+            .map_err(|e| format!("spec.source.tagPolicy: {e}"))?;
         for tag in chosen {
             if !tags.contains(&tag) {
                 tags.push(tag);
@@ -287,10 +299,7 @@ async fn copy_tag(
         entry.message = Some(crate::secrets::redact(&message).into_owned());
         (entry, false)
     };
-    let (source, target) = match (
-        checked.source.with_tag(tag),
-        destination.reference(tag),
-    ) {
+    let (source, target) = match (checked.source.with_tag(tag), destination.reference(tag)) {
         (Ok(source), Ok(target)) => (source, target),
         (Err(e), _) | (_, Err(e)) => return failed(format!("tag {tag:?}: {e}")),
     };
@@ -376,7 +385,9 @@ async fn build_list(
     moved: &[String],
     now: &str,
 ) -> TagStatus {
-    let mut entry = previous.cloned().unwrap_or_else(|| TagStatus::new(&list.tag));
+    let mut entry = previous
+        .cloned()
+        .unwrap_or_else(|| TagStatus::new(&list.tag));
     entry.sources = list.sources.clone();
     let not_ready: Vec<&str> = list
         .sources
@@ -413,7 +424,7 @@ async fn build_list(
     let sources: Vec<String> = list
         .sources
         .iter()
-        .map(|s| format!("{}:{s}", destination.name()))
+        .map(|s| format!("{}:{s}", destination.uri()))
         .collect();
     let options = ListOptions {
         copy: CopyOptions {
@@ -435,7 +446,11 @@ async fn build_list(
     match result {
         Ok(report) => {
             entry.digest = Some(report.digest.to_string());
-            entry.platforms = report.manifests.iter().map(|m| m.platform.clone()).collect();
+            entry.platforms = report
+                .manifests
+                .iter()
+                .map(|m| m.platform.clone())
+                .collect();
             entry.state = if engine.dry_run {
                 TagState::Pending
             } else {

@@ -53,14 +53,16 @@ pub async fn resolve(
     let Some(ecr) = ecr else {
         return Err(Error::Config(format!(
             "spec.destination.registry: {} is an ECR registry, and no AWS access was set up",
-            wanted.registry.as_deref().unwrap_or("the caller's own registry")
+            wanted
+                .registry
+                .as_deref()
+                .unwrap_or("the caller's own registry")
         )));
     };
     let region = wanted.region.clone().or_else(|| ecr.default_region());
     let host = match wanted.registry.as_deref() {
-        Some(registry) => resolve_registry(registry, region.as_deref()).map_err(|e| {
-            Error::Config(format!("spec.destination.registry: {e}"))
-        })?,
+        Some(registry) => resolve_registry(registry, region.as_deref())
+            .map_err(|e| Error::Config(format!("spec.destination.registry: {e}")))?,
         None => ecr.default_registry(region.as_deref()).await?,
     };
     Ok(Destination {

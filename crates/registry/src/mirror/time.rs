@@ -91,14 +91,22 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-12-03T11:27:29.123+01:00"), Some(at));
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
         assert_eq!(
-            parse_rfc3339("2024-02-29T00:00:00Z").map(rfc3339).as_deref(),
+            parse_rfc3339("2024-02-29T00:00:00Z")
+                .map(rfc3339)
+                .as_deref(),
             Some("2024-02-29T00:00:00Z")
         );
     }
 
     #[test]
     fn refuses_what_is_not_a_time() {
-        for bad in ["", "yesterday", "2026-13-01T00:00:00Z", "2026-12-03 10:27", "2026-12-03T10:27:29"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-12-03 10:27",
+            "2026-12-03T10:27:29",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

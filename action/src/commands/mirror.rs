@@ -1,0 +1,338 @@
+//! `ferry mirror -f FILE|DIR`: every `EcrImageMirror` of the files synced once, with the shared
+//! crate's `mirror::sync` — the operator's reconcile without Kubernetes. This file only reads
+//! the files, the state and the credentials, and prints.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use ferry_registry::Client;
+use ferry_registry::auth::{CredentialProvider, DockerConfig, HelperPolicy};
+use ferry_registry::copy::Budget;
+use ferry_registry::ecr::{Ecr, EcrCredentials, EcrOptions, names_ecr};
+use ferry_registry::mirror::{
+    EcrImageMirrorDocument, EcrImageMirrorStatus, SyncEngine, SyncOutcome, parse_documents, sync,
+};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::MirrorArgs;
+use crate::output;
+
+/// A mirror as found in a file.
+struct Found {
+    file: PathBuf,
+    document: EcrImageMirrorDocument,
+}
+
+impl Found {
+    /// `namespace/name`, the key of the state file and of `--name`.
+    fn key(&self) -> String {
+        let meta = &self.document.metadata;
+        format!(
+            "{}/{}",
+            meta.namespace.as_deref().unwrap_or("default"),
+            meta.name
+        )
+    }
+}
+
+/// The state file: each mirror's last status, by `namespace/name`.
+#[derive(Default, Serialize, Deserialize)]
+struct State {
+    mirrors: BTreeMap<String, EcrImageMirrorStatus>,
+}
+
+/// What `--json` prints for a mirror.
+#[derive(Serialize)]
+struct Printed<'a> {
+    name: String,
+    file: String,
+    source: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    status: &'a EcrImageMirrorStatus,
+}
+
+pub async fn run(args: MirrorArgs) -> anyhow::Result<()> {
+    if args.registry_args.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    let mut mirrors = read_mirrors(&args.files)?;
+    if !args.names.is_empty() {
+        mirrors.retain(|m| {
+            args.names
+                .iter()
+                .any(|n| *n == m.document.metadata.name || *n == m.key())
+        });
+        if mirrors.is_empty() {
+            bail!(
+                "--name: no mirror of the files is named {}",
+                args.names.join(", ")
+            );
+        }
+    }
+    if mirrors.is_empty() {
+        bail!("no EcrImageMirror document in {}", shown(&args.files));
+    }
+    let mut state = match &args.state {
+        Some(path) => read_state(path)?,
+        None => State::default(),
+    };
+
+    let needs_aws = mirrors.iter().any(|m| {
+        m.document
+            .spec
+            .destination
+            .registry
+            .as_deref()
+            .is_none_or(names_ecr)
+    });
+    let base = super::client(&args.registry_args, None)?;
+    let budget = Budget::new(args.registry_args.concurrency);
+    let mut ecrs: HashMap<Option<String>, Ecr> = HashMap::new();
+    let mut failures = Vec::new();
+    let mut printed = Vec::new();
+    for mirror in &mirrors {
+        let spec = &mirror.document.spec;
+        let ecr = if needs_aws {
+            let role = spec
+                .destination
+                .role_arn
+                .clone()
+                .or_else(|| args.registry_args.aws.role_arn.clone());
+            Some(match ecrs.get(&role) {
+                Some(ecr) => ecr.clone(),
+                None => {
+                    let ecr = Ecr::new(EcrOptions {
+                        region: args.registry_args.aws.region.clone(),
+                        role_arn: role.clone(),
+                        endpoint_url: None,
+                        credentials: None,
+                    })
+                    .await
+                    .context("cannot set up AWS access")?;
+                    ecrs.insert(role, ecr.clone());
+                    ecr
+                }
+            })
+        } else {
+            None
+        };
+        let client = tenant_client(&base, mirror, args.secrets_dir.as_deref(), ecr.as_ref())?;
+        let engine = SyncEngine {
+            client,
+            ecr,
+            budget: budget.clone(),
+            cancel: CancellationToken::new(),
+            dry_run: args.dry_run,
+        };
+        let key = mirror.key();
+        let last = state.mirrors.get(&key).cloned().unwrap_or_default();
+        let outcome = sync(&engine, spec, &last).await;
+        if outcome.failed() {
+            failures.push(failure_line(&key, &outcome));
+        }
+        if !args.json {
+            print!("{}", table(mirror, &outcome, args.dry_run));
+        }
+        printed.push((mirror, outcome.clone()));
+        if !args.dry_run {
+            state.mirrors.insert(key, outcome.status);
+        }
+    }
+    if let (Some(path), false) = (&args.state, args.dry_run) {
+        write_state(path, &state)?;
+    }
+    if args.json {
+        let json: Vec<Printed> = printed
+            .iter()
+            .map(|(m, o)| Printed {
+                name: m.key(),
+                file: m.file.display().to_string(),
+                source: &m.document.spec.source.image,
+                error: o.error.as_deref(),
+                status: &o.status,
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    }
+    if !failures.is_empty() {
+        bail!(
+            "{} of {} mirror(s) failed: {}",
+            failures.len(),
+            mirrors.len(),
+            failures.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// The client for one mirror: its Secret's credentials for the source (never running a
+/// program), then ECR's, on the shared connection pool. Without a Secret or `--secrets-dir`,
+/// the shared client (docker's config.json, then ECR).
+fn tenant_client(
+    base: &Client,
+    mirror: &Found,
+    secrets_dir: Option<&Path>,
+    ecr: Option<&Ecr>,
+) -> anyhow::Result<Client> {
+    let mut providers: Vec<Arc<dyn CredentialProvider>> = Vec::new();
+    if let (Some(dir), Some(secret)) = (
+        secrets_dir,
+        &mirror.document.spec.source.credentials_secret_ref,
+    ) {
+        let config = read_secret(dir, &secret.name).with_context(|| {
+            format!("mirror {}: spec.source.credentialsSecretRef", mirror.key())
+        })?;
+        providers.push(Arc::new(
+            ferry_registry::auth::DockerConfigCredentials::from_config(config),
+        ));
+    } else {
+        providers.push(Arc::new(
+            ferry_registry::auth::DockerConfigCredentials::new(),
+        ));
+    }
+    if let Some(ecr) = ecr {
+        providers.push(Arc::new(EcrCredentials::new(ecr.clone())));
+    }
+    Ok(
+        base.with_credentials(Arc::new(ferry_registry::auth::ChainCredentials::new(
+            providers,
+        ))),
+    )
+}
+
+/// A Secret's docker config from `dir`: `<name>/.dockerconfigjson`, `<name>/.dockercfg` or
+/// `<name>.json`.
+fn read_secret(dir: &Path, name: &str) -> anyhow::Result<DockerConfig> {
+    if name.contains('/') || name.contains("..") {
+        bail!("{name:?} is not a Secret name");
+    }
+    let candidates = [
+        dir.join(name).join(".dockerconfigjson"),
+        dir.join(name).join(".dockercfg"),
+        dir.join(format!("{name}.json")),
+    ];
+    for path in &candidates {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                return DockerConfig::from_slice(
+                    &bytes,
+                    path.display().to_string(),
+                    HelperPolicy::Refuse,
+                )
+                .map_err(anyhow::Error::from);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => bail!("cannot read {}: {e}", path.display()),
+        }
+    }
+    bail!(
+        "Secret {name:?} not found in {} (looked for {name}/.dockerconfigjson, {name}/.dockercfg \
+         and {name}.json)",
+        dir.display()
+    )
+}
+
+fn read_mirrors(paths: &[PathBuf]) -> anyhow::Result<Vec<Found>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            collect_yaml(path, &mut files).with_context(|| format!("--file {}", path.display()))?;
+        } else if path.is_file() {
+            files.push(path.clone());
+        } else {
+            bail!("--file {}: no such file or folder", path.display());
+        }
+    }
+    let mut mirrors: Vec<Found> = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        for document in parse_documents(&text, &file.display().to_string())? {
+            let found = Found {
+                file: file.clone(),
+                document,
+            };
+            if let Some(twin) = mirrors.iter().find(|m| m.key() == found.key()) {
+                bail!(
+                    "mirror {} is defined twice: in {} and in {}",
+                    found.key(),
+                    twin.file.display(),
+                    file.display()
+                );
+            }
+            mirrors.push(found);
+        }
+    }
+    Ok(mirrors)
+}
+
+/// Every `*.yaml` / `*.yml` below `dir`, in name order (so runs are repeatable).
+fn collect_yaml(dir: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the folder {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            collect_yaml(&path, files)?;
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn read_state(path: &Path) -> anyhow::Result<State> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .with_context(|| format!("--state {}: not a ferry mirror state file", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+        Err(e) => bail!("--state {}: {e}", path.display()),
+    }
+}
+
+/// Written to a temporary file and renamed, so an interrupted run leaves the old state whole.
+fn write_state(path: &Path, state: &State) -> anyhow::Result<()> {
+    let text = serde_json::to_vec_pretty(state)?;
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, text)
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .with_context(|| format!("--state {}: cannot write", path.display()))
+}
+
+fn failure_line(key: &str, outcome: &SyncOutcome) -> String {
+    if let Some(error) = &outcome.error {
+        return format!("{key}: {error}");
+    }
+    let failed: Vec<String> = outcome
+        .status
+        .tags
+        .iter()
+        .chain(&outcome.status.manifest_lists)
+        .filter(|t| t.state == ferry_registry::mirror::TagState::Failed)
+        .map(|t| format!("{} ({})", t.tag, t.message.as_deref().unwrap_or("failed")))
+        .collect();
+    format!("{key}: {}", failed.join(", "))
+}
+
+fn table(mirror: &Found, outcome: &SyncOutcome, dry_run: bool) -> String {
+    output::mirror_table(
+        &mirror.key(),
+        &mirror.document.spec.source.image,
+        outcome,
+        dry_run,
+    )
+}
+
+fn shown(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
