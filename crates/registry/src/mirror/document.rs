@@ -61,30 +61,44 @@ struct TypeMeta {
 /// and empty ones are skipped. Errors name `origin`, the document's position (from 1) and the
 /// field.
 pub fn parse_documents(text: &str, origin: &str) -> Result<Vec<EcrImageMirrorDocument>, SpecError> {
+    let error = |index: usize, reason: String| SpecError::Document {
+        origin: origin.to_string(),
+        index,
+        reason,
+    };
+    // Two passes over the text: the first reads each document's kind; the second reads ours
+    // straight from the text, so that errors carry the field's path and the line in the file
+    // (reading from an already parsed value loses both).
+    let kinds = serde_norway::Deserializer::from_str(text)
+        .enumerate()
+        .map(|(i, document)| {
+            let value = serde_norway::Value::deserialize(document)
+                .map_err(|e| error(i + 1, format!("not YAML: {e}")))?;
+            if value.is_null() {
+                return Ok(false);
+            }
+            let meta: TypeMeta = serde_norway::from_value(value)
+                .map_err(|e| error(i + 1, format!("not a Kubernetes-style object: {e}")))?;
+            Ok(meta.api_version.as_deref() == Some(API_VERSION)
+                && meta.kind.as_deref() == Some(KIND))
+        })
+        .collect::<Result<Vec<bool>, SpecError>>()?;
     let mut documents = Vec::new();
-    for (i, document) in serde_norway::Deserializer::from_str(text).enumerate() {
+    let texts = serde_norway::Deserializer::from_str(text);
+    for ((i, document), ours) in texts.enumerate().zip(kinds) {
+        if !ours {
+            continue;
+        }
         let index = i + 1;
-        let error = |reason: String| SpecError::Document {
-            origin: origin.to_string(),
-            index,
-            reason,
-        };
-        let value = serde_norway::Value::deserialize(document)
-            .map_err(|e| error(format!("not YAML: {e}")))?;
-        if value.is_null() {
-            continue;
-        }
-        let meta: TypeMeta = serde_norway::from_value(value.clone())
-            .map_err(|e| error(format!("not a Kubernetes-style object: {e}")))?;
-        if meta.api_version.as_deref() != Some(API_VERSION) || meta.kind.as_deref() != Some(KIND) {
-            continue;
-        }
-        let mirror: EcrImageMirrorDocument =
-            serde_norway::from_value(value).map_err(|e| error(format!("{e}")))?;
+        let mirror = EcrImageMirrorDocument::deserialize(document)
+            .map_err(|e| error(index, e.to_string()))?;
         if mirror.metadata.name.is_empty() {
-            return Err(error("metadata.name: is empty".into()));
+            return Err(error(index, "metadata.name: is empty".into()));
         }
-        mirror.spec.validate().map_err(|e| error(e.to_string()))?;
+        mirror
+            .spec
+            .validate()
+            .map_err(|e| error(index, e.to_string()))?;
         documents.push(mirror);
     }
     Ok(documents)

@@ -20,7 +20,7 @@ pub(crate) fn parse_tag(tag: &str) -> Option<Version> {
 }
 
 /// Masterminds' `NewVersion`: `v?N(.N)?(.N)?(-pre)?(+build)?`, missing numbers are 0.
-fn parse_loose(text: &str) -> Result<Version, String> {
+pub(crate) fn parse_loose(text: &str) -> Result<Version, String> {
     let body = text.strip_prefix('v').unwrap_or(text);
     let (body, build) = match body.split_once('+') {
         Some((body, build)) => (body, Some(build)),
@@ -383,3 +383,7 @@ impl Comparator {
         v.patch == c.patch
     }
 }
+
+#[cfg(test)]
+#[path = "semver_tests.rs"]
+mod tests;
