@@ -295,3 +295,16 @@ async fn a_dry_run_plans_and_changes_nothing() {
         "a dry run pushed the image"
     );
 }
+
+#[test]
+fn the_readme_example_is_a_valid_mirror() {
+    let readme = include_str!("../../README.md");
+    let section = &readme[readme.find("## `ferry mirror").unwrap()..];
+    let start = section.find("```yaml\n").unwrap() + "```yaml\n".len();
+    let yaml = &section[start..start + section[start..].find("```").unwrap()];
+    let documents = ferry_registry::mirror::parse_documents(yaml, "README.md").unwrap();
+    assert_eq!(documents.len(), 1);
+    let spec = &documents[0].spec;
+    assert_eq!(spec.source.image, "docker.io/library/nginx");
+    assert_eq!(spec.manifest_lists[0].sources, ["stable"]);
+}

@@ -1,7 +1,10 @@
 //! `EcrImageMirror`: a document saying which images of a source repository to keep copied into
-//! ECR. This module holds what needs no network: the [`spec`] and its checks, the [`status`] a
-//! sync reports, the [`policy`] that chooses tags from a source's tag list (Flux `ImagePolicy`
-//! semantics, docs/design/tag-policy.md), and [`parse_documents`] for YAML files.
+//! ECR, and [`sync`], one pass of it — the whole mirror logic, shared by `ferry mirror -f` and
+//! the operator's reconciler. Read [`sync`] top-down for the data path. The rest needs no
+//! network: the [`spec`] and its checks ([`validate`]), the [`status`] a sync reports, the
+//! [`policy`] that chooses tags from a source's tag list (Flux `ImagePolicy` semantics,
+//! docs/design/tag-policy.md), where a mirror writes ([`target`]), and [`parse_documents`] for
+//! YAML files.
 //!
 //! ```yaml
 //! apiVersion: ferry.dev/v1alpha1
