@@ -4,14 +4,16 @@
 #
 # apt: docker-registry, skopeo (real registries and the yardstick the tests compare against);
 # PyPI: moto[server] (the ECR API of the local stand-in), check-jsonschema and zizmor (the
-# workflow checks of .ci/run). A Docker Engine must already run: nothing here installs one.
+# workflow checks of .ci/run), helm-python-sdk (real Helm v4 as a library) and
+# kubernetes-validate (the official schemas) for the chart's checks. A Docker Engine must already run: nothing here installs one.
 #
 # PyPI packages go to `python3 -m pip` where that may install, else to a venv at
 # $FERRY_VENV (default ~/.cache/ecr-ferry/venv), whose bin/ then leads PATH and whose python
 # the testkit starts moto with (FERRY_TESTKIT_PYTHON).
 
 FERRY_APT_PACKAGES=(docker-registry skopeo)
-FERRY_PIP_PACKAGES=('moto[server]>=5,<6' 'check-jsonschema>=0.33,<1' 'zizmor>=1.32,<2')
+FERRY_PIP_PACKAGES=('moto[server]>=5,<6' 'check-jsonschema>=0.33,<1' 'zizmor>=1.32,<2'
+  'helm-python-sdk>=0.2.2,<0.3' 'kubernetes-validate>=1.37,<2' 'PyYAML>=6,<7')
 
 ferry_use_venv() {
   FERRY_VENV=${FERRY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/ecr-ferry/venv}
@@ -32,6 +34,8 @@ ferry_prerequisites() { # $1: name for messages
     pip_missing+=("${FERRY_PIP_PACKAGES[0]}")
   command -v check-jsonschema >/dev/null 2>&1 || pip_missing+=("${FERRY_PIP_PACKAGES[1]}")
   command -v zizmor >/dev/null 2>&1 || pip_missing+=("${FERRY_PIP_PACKAGES[2]}")
+  "${FERRY_TESTKIT_PYTHON:-python3}" -c 'import helm_python, kubernetes_validate, yaml' \
+    >/dev/null 2>&1 || pip_missing+=("${FERRY_PIP_PACKAGES[@]:3:3}")
 
   if ((${#apt_missing[@]})); then
     if [[ $(id -u) != 0 ]]; then
