@@ -262,18 +262,17 @@ fn layer_rows(
 }
 
 /// `ferry mirror`'s table for one mirror: a line per tag and per manifest list.
-pub fn mirror_table(
-    name: &str,
-    source: &str,
-    outcome: &ferry_registry::mirror::SyncOutcome,
-    dry_run: bool,
-) -> String {
-    let status = &outcome.status;
+pub fn mirror_table(mirror: &crate::commands::mirror::MirrorResult, dry_run: bool) -> String {
+    let status = &mirror.status;
     let mut out = String::new();
-    let destination = status.repository_uri.as_deref().unwrap_or("?");
+    let destination = mirror.repository_uri.as_deref().unwrap_or("?");
     let plan = if dry_run { " (dry run)" } else { "" };
-    let _ = writeln!(out, "mirror {name}: {source} → {destination}{plan}");
-    if let Some(error) = &outcome.error {
+    let _ = writeln!(
+        out,
+        "mirror {}: {} → {destination}{plan}",
+        mirror.name, mirror.source
+    );
+    if let Some(error) = &mirror.error {
         let _ = writeln!(out, "  failed: {error}");
         return out;
     }

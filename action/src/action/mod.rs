@@ -6,6 +6,7 @@
 //! failure summary, and exit code 1.
 
 mod inputs;
+mod mirror;
 mod outputs;
 mod summary;
 mod workflow;
@@ -61,6 +62,7 @@ pub async fn run() -> anyhow::Result<()> {
                 &summary::manifest_summary(&outcome),
             )
         }
+        ActionCommand::Mirror(args) => mirror::run(args, env).await,
     }
 }
 

@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow, bail};
 use ferry_registry::ecr::TagMutability;
 
-use crate::cli::{AwsArgs, ManifestCreateArgs, PushArgs, RegistryArgs, RepositoryArgs};
+use crate::cli::{AwsArgs, ManifestCreateArgs, MirrorArgs, PushArgs, RegistryArgs, RepositoryArgs};
+
+mod mirror;
 
 /// The commands the Action runs, as the `command` input names them.
-pub const COMMANDS: &[&str] = &["push", "manifest"];
+pub const COMMANDS: &[&str] = &["push", "manifest", "mirror"];
 
 /// Every input `action.yml` declares; reading any other is a bug (a test keeps the two equal).
 pub const INPUTS: &[&str] = &[
@@ -39,6 +41,9 @@ pub const INPUTS: &[&str] = &[
     "repository-policy",
     "enforce-settings",
     "compression",
+    "file",
+    "state",
+    "dry-run",
 ];
 
 /// The CLI's `--concurrency` default.
@@ -50,6 +55,7 @@ pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 pub enum ActionCommand {
     Push(Staged<PushArgs>),
     Manifest(Staged<ManifestCreateArgs>),
+    Mirror(MirrorArgs),
 }
 
 pub type PushInputs = Staged<PushArgs>;
@@ -67,6 +73,7 @@ pub fn read(env: Lookup<'_>) -> anyhow::Result<ActionCommand> {
     match command.to_ascii_lowercase().as_str() {
         "push" => push(&inputs).map(ActionCommand::Push),
         "manifest" => manifest(&inputs).map(ActionCommand::Manifest),
+        "mirror" => mirror::read(&inputs).map(ActionCommand::Mirror),
         _ => bail!(
             "input `command`: unknown command {command:?}; known: {}",
             COMMANDS.join(", ")
