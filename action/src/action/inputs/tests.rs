@@ -17,7 +17,7 @@ fn read_vars(vars: &[(&str, &str)]) -> anyhow::Result<ActionCommand> {
 fn read_with(vars: &[(&str, &str)]) -> anyhow::Result<PushInputs> {
     match read_vars(vars)? {
         ActionCommand::Push(push) => Ok(push),
-        ActionCommand::Manifest(_) => panic!("expected the push command"),
+        _ => panic!("expected the push command"),
     }
 }
 
@@ -215,7 +215,7 @@ fn errors_name_the_input() {
 fn manifest_with(vars: &[(&str, &str)]) -> anyhow::Result<ManifestCreateArgs> {
     match read_vars(vars)? {
         ActionCommand::Manifest(m) => Ok(m.args),
-        ActionCommand::Push(_) => panic!("expected the manifest command"),
+        _ => panic!("expected the manifest command"),
     }
 }
 
@@ -304,4 +304,57 @@ fn action_yml_declares_exactly_the_inputs_read() {
     let declared = declared_inputs();
     assert!(declared.len() > 10, "{declared:?}");
     assert_eq!(declared, INPUTS, "action.yml and INPUTS differ");
+}
+
+fn mirror_with(vars: &[(&str, &str)]) -> anyhow::Result<MirrorArgs> {
+    let mut all = vec![("INPUT_COMMAND", "mirror")];
+    all.extend_from_slice(vars);
+    match read_vars(&all)? {
+        ActionCommand::Mirror(m) => Ok(m),
+        _ => panic!("expected the mirror command"),
+    }
+}
+
+#[test]
+fn mirror_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("mirrors")).unwrap();
+    let workspace = dir.path().to_str().unwrap();
+    let m = mirror_with(&[
+        ("INPUT_FILE", " mirrors "),
+        ("INPUT_STATE", ".ferry/state.json"),
+        ("INPUT_DRY-RUN", "TRUE"),
+        ("INPUT_ROLE-ARN", "arn:aws:iam::123456789012:role/mirror"),
+        ("GITHUB_WORKSPACE", workspace),
+    ])
+    .unwrap();
+    assert_eq!(m.files, [dir.path().join("mirrors")]);
+    assert_eq!(m.state, Some(dir.path().join(".ferry/state.json")));
+    assert!(m.dry_run && !m.json && m.names.is_empty() && m.secrets_dir.is_none());
+    assert_eq!(
+        m.registry_args.aws.role_arn.as_deref(),
+        Some("arn:aws:iam::123456789012:role/mirror")
+    );
+    let m = mirror_with(&[("INPUT_FILE", "mirrors"), ("GITHUB_WORKSPACE", workspace)]).unwrap();
+    assert!(!m.dry_run && m.state.is_none());
+
+    let error = |vars: &[(&str, &str)]| mirror_with(vars).err().unwrap().to_string();
+    let missing = error(&[("INPUT_FILE", ""), ("GITHUB_WORKSPACE", workspace)]);
+    assert!(
+        missing.starts_with("input `file` is required for command mirror"),
+        "{missing}"
+    );
+    let absent = error(&[("INPUT_FILE", "nope.yaml"), ("GITHUB_WORKSPACE", workspace)]);
+    assert!(
+        absent.starts_with("input `file`: no file or folder ") && absent.contains("nope.yaml"),
+        "{absent}"
+    );
+    assert_eq!(
+        error(&[
+            ("INPUT_FILE", "mirrors"),
+            ("INPUT_DRY-RUN", "yes"),
+            ("GITHUB_WORKSPACE", workspace)
+        ]),
+        "input `dry-run`: expected true or false, got \"yes\""
+    );
 }
