@@ -5,6 +5,7 @@
 //! an `::error::` annotation with the cause (and, where one is known, what to do about it), a
 //! failure summary, and exit code 1.
 
+mod copy;
 mod inputs;
 mod mirror;
 mod outputs;
@@ -63,6 +64,7 @@ pub async fn run() -> anyhow::Result<()> {
             )
         }
         ActionCommand::Mirror(args) => mirror::run(args, env).await,
+        ActionCommand::Copy(inputs) => copy::run(inputs, env).await,
     }
 }
 

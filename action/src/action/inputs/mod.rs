@@ -8,12 +8,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow, bail};
 use ferry_registry::ecr::TagMutability;
 
-use crate::cli::{AwsArgs, ManifestCreateArgs, MirrorArgs, PushArgs, RegistryArgs, RepositoryArgs};
+use crate::cli::{
+    AwsArgs, CopyArgs, ManifestCreateArgs, MirrorArgs, PushArgs, RegistryArgs, RepositoryArgs,
+};
 
+mod copy;
 mod mirror;
 
 /// The commands the Action runs, as the `command` input names them.
-pub const COMMANDS: &[&str] = &["push", "manifest", "mirror"];
+pub const COMMANDS: &[&str] = &["push", "manifest", "copy", "mirror"];
 
 /// Every input `action.yml` declares; reading any other is a bug (a test keeps the two equal).
 pub const INPUTS: &[&str] = &[
@@ -44,6 +47,10 @@ pub const INPUTS: &[&str] = &[
     "file",
     "state",
     "dry-run",
+    "source",
+    "destination",
+    "platforms",
+    "referrers",
 ];
 
 /// The CLI's `--concurrency` default.
@@ -56,6 +63,7 @@ pub enum ActionCommand {
     Push(Staged<PushArgs>),
     Manifest(Staged<ManifestCreateArgs>),
     Mirror(MirrorArgs),
+    Copy(Staged<CopyArgs>),
 }
 
 pub type PushInputs = Staged<PushArgs>;
@@ -74,6 +82,7 @@ pub fn read(env: Lookup<'_>) -> anyhow::Result<ActionCommand> {
         "push" => push(&inputs).map(ActionCommand::Push),
         "manifest" => manifest(&inputs).map(ActionCommand::Manifest),
         "mirror" => mirror::read(&inputs).map(ActionCommand::Mirror),
+        "copy" => copy::read(&inputs).map(ActionCommand::Copy),
         _ => bail!(
             "input `command`: unknown command {command:?}; known: {}",
             COMMANDS.join(", ")
