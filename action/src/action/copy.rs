@@ -7,7 +7,7 @@ use ferry_registry::copy::ManifestOutcome;
 
 use super::inputs::{Lookup, Staged};
 use super::summary::{cell, code};
-use super::workflow::{self, heredoc_entry, output_entry};
+use super::workflow::{self, output_entry};
 use crate::cli::CopyArgs;
 use crate::commands::copy::{self, CopyOutcome};
 use crate::output::{human_size, short_media_type};
@@ -27,16 +27,12 @@ pub async fn run(inputs: Staged<CopyArgs>, env: Lookup<'_>) -> anyhow::Result<()
 /// As for a push (`registry`, `repository-uri`, `image-uri`, `image-uris`, `digest`: the
 /// destination's), plus `source-digest`, what the source reference resolved to.
 fn outputs(outcome: &CopyOutcome) -> String {
-    let first = outcome.image_uris.first().map(String::as_str).unwrap_or("");
-    [
-        output_entry("registry", &outcome.registry),
-        output_entry("repository-uri", &outcome.repository_uri),
-        output_entry("image-uri", first),
-        heredoc_entry("image-uris", &outcome.image_uris.join("\n")),
-        output_entry("digest", outcome.report.digest.as_str()),
-        output_entry("source-digest", outcome.report.source_digest.as_str()),
-    ]
-    .concat()
+    super::outputs::image_outputs(
+        &outcome.registry,
+        &outcome.repository_uri,
+        &outcome.image_uris,
+        outcome.report.digest.as_str(),
+    ) + &output_entry("source-digest", outcome.report.source_digest.as_str())
 }
 
 /// Source → destination, each tag's previous and new digest, each manifest, bytes copied.

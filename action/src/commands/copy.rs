@@ -77,14 +77,14 @@ pub async fn execute(
     Reference::parse(&format!("registry.invalid/{rest}"))
         .with_context(|| format!("DESTINATION {:?}", args.destination))?;
 
-    let target = super::destination(registry.as_deref(), &args.registry, observer).await?;
+    let target = super::destination(registry.as_deref(), &args.registry, observer.clone()).await?;
     let destination = Reference::parse(&format!("{}/{rest}", target.host))
         .with_context(|| format!("DESTINATION {:?}", args.destination))?;
     // A source in ECR needs AWS credentials even when the destination is another registry.
     let client = match (&target.ecr, EcrHost::parse(source.api_host())) {
         (None, Some(_)) => {
             let ecr = super::ecr(&args.registry.aws).await?;
-            super::client(&args.registry, Some(&ecr))?
+            super::client_observed(&args.registry, Some(&ecr), observer)?
         }
         _ => target.client.clone(),
     };
