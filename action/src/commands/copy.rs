@@ -60,7 +60,7 @@ pub async fn execute(
     observer: Option<TokenObserver>,
     progress: Option<Arc<dyn Progress>>,
 ) -> anyhow::Result<CopyOutcome> {
-    let source = Reference::parse(&args.source).context("SOURCE")?;
+    let source = Reference::parse(&args.source).context("source")?;
     let platforms = args
         .platforms
         .iter()
@@ -73,13 +73,13 @@ pub async fn execute(
     let settings = repository_settings(&args.repository)?;
     let (registry, rest) =
         super::manifest::split_target(&args.destination, args.to_registry.as_deref())?;
-    // Checked before AWS is touched: a typo must not cost a login.
-    Reference::parse(&format!("registry.invalid/{rest}"))
-        .with_context(|| format!("DESTINATION {:?}", args.destination))?;
+    // Checked as typed before AWS is touched: a typo must not cost a login. (Without a
+    // registry it parses as a Docker Hub name, which checks the same grammar.)
+    Reference::parse(args.destination.trim()).context("destination")?;
 
     let target = super::destination(registry.as_deref(), &args.registry, observer.clone()).await?;
-    let destination = Reference::parse(&format!("{}/{rest}", target.host))
-        .with_context(|| format!("DESTINATION {:?}", args.destination))?;
+    let destination =
+        Reference::parse(&format!("{}/{rest}", target.host)).context("destination")?;
     // A source in ECR needs AWS credentials even when the destination is another registry.
     let client = match (&target.ecr, EcrHost::parse(source.api_host())) {
         (None, Some(_)) => {
