@@ -288,22 +288,31 @@ pub fn mirror_table(mirror: &crate::commands::mirror::MirrorResult, dry_run: boo
         } else {
             entry.tag.clone()
         };
-        let state = format!("{:?}", entry.state).to_lowercase();
-        let note = match (&entry.message, entry.platforms.is_empty()) {
-            (Some(message), _) => message.clone(),
-            (None, false) => entry.platforms.join(", "),
-            (None, true) => String::new(),
-        };
         let _ = writeln!(
             out,
-            "  {:<24} {:<8} {:<19} {:<19} {note}",
+            "  {:<24} {:<8} {:<19} {:<19} {}",
             tag,
-            state,
+            tag_state(entry),
             short_digest(entry.source_digest.as_deref()),
             short_digest(entry.digest.as_deref()),
+            tag_note(entry),
         );
     }
     out
+}
+
+/// `synced`, `failed`, `pending` or `skipped`.
+pub fn tag_state(entry: &ferry_registry::mirror::TagStatus) -> String {
+    format!("{:?}", entry.state).to_lowercase()
+}
+
+/// Why a tag failed or was skipped, else the platforms copied.
+pub fn tag_note(entry: &ferry_registry::mirror::TagStatus) -> String {
+    match (&entry.message, entry.platforms.is_empty()) {
+        (Some(message), _) => message.clone(),
+        (None, false) => entry.platforms.join(", "),
+        (None, true) => String::new(),
+    }
 }
 
 /// `sha256:0123456789ab`: enough to tell digests apart in a table (`--json` has them whole).

@@ -11,6 +11,7 @@ use super::summary::{cell, code};
 use super::workflow::{self, command, error_line, output_entry};
 use crate::cli::MirrorArgs;
 use crate::commands::mirror::{self, MirrorOutcome, MirrorResult};
+use crate::output::{tag_note, tag_state};
 use ferry_registry::mirror::{TagState, TagStatus};
 
 pub async fn run(args: MirrorArgs, env: Lookup<'_>) -> anyhow::Result<()> {
@@ -75,10 +76,6 @@ fn entries(mirror: &MirrorResult) -> impl Iterator<Item = &TagStatus> {
         .chain(&mirror.status.manifest_lists)
 }
 
-fn state(entry: &TagStatus) -> String {
-    format!("{:?}", entry.state).to_lowercase()
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct MirrorEntry<'a> {
@@ -107,7 +104,7 @@ pub fn outputs(outcome: &MirrorOutcome) -> anyhow::Result<String> {
             tags: entries(m)
                 .map(|t| TagEntry {
                     tag: &t.tag,
-                    state: state(t),
+                    state: tag_state(t),
                     digest: t.digest.as_deref(),
                 })
                 .collect(),
@@ -150,19 +147,14 @@ pub fn summary(subject: &str, outcome: &MirrorOutcome) -> String {
                 code(&t.tag)
             };
             let digest = |d: Option<&str>| d.map(code).unwrap_or_else(|| "-".into());
-            let note = match (&t.message, t.platforms.is_empty()) {
-                (Some(message), _) => message.clone(),
-                (None, false) => t.platforms.join(", "),
-                (None, true) => String::new(),
-            };
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} |",
                 cell(&tag),
-                state(t),
+                tag_state(t),
                 cell(&digest(t.source_digest.as_deref())),
                 cell(&digest(t.digest.as_deref())),
-                cell(&note)
+                cell(&tag_note(t))
             );
         }
         let _ = writeln!(md);
