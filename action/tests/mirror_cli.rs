@@ -220,8 +220,10 @@ async fn an_invalid_document_is_named_and_nothing_syncs() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(bad.to_str().unwrap()), "{stderr}");
-    assert!(stderr.contains("document 2"), "{stderr}");
-    assert!(stderr.contains("image"), "{stderr}");
+    assert!(
+        stderr.contains("document 2: spec.source: missing field `image`"),
+        "{stderr}"
+    );
     assert_eq!(source.proxy.requests().len(), 0);
     assert_eq!(destination_digest(&stand_in, "v1").await, None);
 }
