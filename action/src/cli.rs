@@ -259,9 +259,15 @@ pub struct CopyArgs {
     /// Source image reference, e.g. `docker.io/library/alpine:3.20` or `host:5000/app@sha256:…`.
     pub source: String,
 
-    /// Destination reference, e.g. `123456789012.dkr.ecr.eu-west-1.amazonaws.com/alpine:3.20`.
-    /// Without a tag, `latest`.
+    /// Destination reference, e.g. `123456789012.dkr.ecr.eu-west-1.amazonaws.com/alpine:3.20`,
+    /// or `repository[:tag]` in the registry --registry names (default: the caller's own ECR
+    /// registry in the region). Without a tag, `latest`.
     pub destination: String,
+
+    /// The registry for a DESTINATION without one: an ECR host or account id, or any other
+    /// registry host (`localhost:5000`).
+    #[arg(long = "registry", value_name = "HOST|ACCOUNT_ID")]
+    pub to_registry: Option<String>,
 
     /// Copy only this platform of a multi-arch image (`os/arch[/variant]`, e.g. `linux/arm64`).
     /// Repeatable; the destination then gets a new index holding only these. Default: all.

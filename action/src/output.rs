@@ -262,18 +262,17 @@ fn layer_rows(
 }
 
 /// `ferry mirror`'s table for one mirror: a line per tag and per manifest list.
-pub fn mirror_table(
-    name: &str,
-    source: &str,
-    outcome: &ferry_registry::mirror::SyncOutcome,
-    dry_run: bool,
-) -> String {
-    let status = &outcome.status;
+pub fn mirror_table(mirror: &crate::commands::mirror::MirrorResult, dry_run: bool) -> String {
+    let status = &mirror.status;
     let mut out = String::new();
-    let destination = status.repository_uri.as_deref().unwrap_or("?");
+    let destination = mirror.repository_uri.as_deref().unwrap_or("?");
     let plan = if dry_run { " (dry run)" } else { "" };
-    let _ = writeln!(out, "mirror {name}: {source} → {destination}{plan}");
-    if let Some(error) = &outcome.error {
+    let _ = writeln!(
+        out,
+        "mirror {}: {} → {destination}{plan}",
+        mirror.name, mirror.source
+    );
+    if let Some(error) = &mirror.error {
         let _ = writeln!(out, "  failed: {error}");
         return out;
     }
@@ -289,22 +288,31 @@ pub fn mirror_table(
         } else {
             entry.tag.clone()
         };
-        let state = format!("{:?}", entry.state).to_lowercase();
-        let note = match (&entry.message, entry.platforms.is_empty()) {
-            (Some(message), _) => message.clone(),
-            (None, false) => entry.platforms.join(", "),
-            (None, true) => String::new(),
-        };
         let _ = writeln!(
             out,
-            "  {:<24} {:<8} {:<19} {:<19} {note}",
+            "  {:<24} {:<8} {:<19} {:<19} {}",
             tag,
-            state,
+            tag_state(entry),
             short_digest(entry.source_digest.as_deref()),
             short_digest(entry.digest.as_deref()),
+            tag_note(entry),
         );
     }
     out
+}
+
+/// `synced`, `failed`, `pending` or `skipped`.
+pub fn tag_state(entry: &ferry_registry::mirror::TagStatus) -> String {
+    format!("{:?}", entry.state).to_lowercase()
+}
+
+/// Why a tag failed or was skipped, else the platforms copied.
+pub fn tag_note(entry: &ferry_registry::mirror::TagStatus) -> String {
+    match (&entry.message, entry.platforms.is_empty()) {
+        (Some(message), _) => message.clone(),
+        (None, false) => entry.platforms.join(", "),
+        (None, true) => String::new(),
+    }
 }
 
 /// `sha256:0123456789ab`: enough to tell digests apart in a table (`--json` has them whole).

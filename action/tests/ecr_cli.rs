@@ -146,6 +146,57 @@ async fn copy_creates_the_repository_with_settings_and_reports_drift() {
     assert_eq!(report["repository"]["scan_on_push"], false);
 }
 
+/// A destination naming no registry goes where --registry says, else to the caller's own ECR
+/// registry, as `ferry push` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_without_a_registry_goes_to_ecr() {
+    let stand_in = EcrStandIn::start().await.unwrap();
+    let (src, image) = source_with_image("v1", 3).await;
+    let from = format!("{}/app:v1", src.host());
+    let host = stand_in.ecr_host();
+    for (destination, extra) in [
+        ("team/default:v1", vec![]),
+        ("team/by-account", vec!["--registry", stand_in.account()]),
+    ] {
+        let mut args = vec!["copy", from.as_str(), destination, "--json"];
+        args.extend(extra);
+        let out = ferry(&stand_in, &args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let repository = destination.split(':').next().unwrap();
+        assert_eq!(report["registry"], host.as_str());
+        assert_eq!(report["repository_uri"], format!("{host}/{repository}"));
+        // No tag in the destination: `latest`.
+        let tag = if destination.contains(':') {
+            "v1"
+        } else {
+            "latest"
+        };
+        assert_eq!(
+            report["image_uris"][0],
+            format!("{host}/{repository}:{tag}")
+        );
+        assert_eq!(report["digest"], image.index.digest.as_str());
+        assert_eq!(report["repository"]["created"], true);
+    }
+    let out = ferry(
+        &stand_in,
+        &[
+            "copy",
+            &from,
+            &format!("{host}/team/x:v1"),
+            "--registry",
+            "localhost:5000",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--registry"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moving_an_immutable_tag_fails_with_both_digests() {
     let stand_in = EcrStandIn::start().await.unwrap();

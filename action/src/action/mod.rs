@@ -5,7 +5,9 @@
 //! an `::error::` annotation with the cause (and, where one is known, what to do about it), a
 //! failure summary, and exit code 1.
 
+mod copy;
 mod inputs;
+mod mirror;
 mod outputs;
 mod summary;
 mod workflow;
@@ -61,6 +63,8 @@ pub async fn run() -> anyhow::Result<()> {
                 &summary::manifest_summary(&outcome),
             )
         }
+        ActionCommand::Mirror(args) => mirror::run(args, env).await,
+        ActionCommand::Copy(inputs) => copy::run(inputs, env).await,
     }
 }
 

@@ -5,32 +5,43 @@ use crate::commands::manifest::ManifestOutcome;
 use crate::commands::push::PushOutcome;
 
 /// `registry`, `repository-uri`, `image-uri` (the first tag's), `image-uris` (one per line, as
-/// a heredoc even when there is one, so a workflow reads it the same way always) and `digest`.
-pub fn push_outputs(outcome: &PushOutcome) -> String {
-    let first = outcome.image_uris.first().map(String::as_str).unwrap_or("");
+/// a heredoc even when there is one, so a workflow reads it the same way always) and `digest`:
+/// what every command that writes an image outputs.
+pub fn image_outputs(
+    registry: &str,
+    repository_uri: &str,
+    image_uris: &[String],
+    digest: &str,
+) -> String {
+    let first = image_uris.first().map(String::as_str).unwrap_or("");
     [
-        output_entry("registry", &outcome.registry),
-        output_entry("repository-uri", &outcome.repository_uri),
+        output_entry("registry", registry),
+        output_entry("repository-uri", repository_uri),
         output_entry("image-uri", first),
-        heredoc_entry("image-uris", &outcome.image_uris.join("\n")),
-        output_entry("digest", &outcome.digest),
+        heredoc_entry("image-uris", &image_uris.join("\n")),
+        output_entry("digest", digest),
     ]
     .concat()
 }
 
+pub fn push_outputs(outcome: &PushOutcome) -> String {
+    image_outputs(
+        &outcome.registry,
+        &outcome.repository_uri,
+        &outcome.image_uris,
+        &outcome.digest,
+    )
+}
+
 /// As for a push, plus `manifest`: what `ferry manifest inspect --json` prints for the list.
 pub fn manifest_outputs(outcome: &ManifestOutcome) -> anyhow::Result<String> {
-    let first = outcome.image_uris.first().map(String::as_str).unwrap_or("");
     let inspection = serde_json::to_string(&outcome.inspection)?;
-    Ok([
-        output_entry("registry", &outcome.registry),
-        output_entry("repository-uri", &outcome.repository_uri),
-        output_entry("image-uri", first),
-        heredoc_entry("image-uris", &outcome.image_uris.join("\n")),
-        output_entry("digest", outcome.report.digest.as_str()),
-        output_entry("manifest", &inspection),
-    ]
-    .concat())
+    Ok(image_outputs(
+        &outcome.registry,
+        &outcome.repository_uri,
+        &outcome.image_uris,
+        outcome.report.digest.as_str(),
+    ) + &output_entry("manifest", &inspection))
 }
 
 #[cfg(test)]

@@ -141,7 +141,7 @@ pub fn manifest_summary(outcome: &ManifestOutcome) -> String {
 }
 
 /// An inline code span that survives any backticks in the text.
-fn code(text: &str) -> String {
+pub(super) fn code(text: &str) -> String {
     if text.contains('`') {
         format!("`` {text} ``")
     } else {
@@ -150,7 +150,7 @@ fn code(text: &str) -> String {
 }
 
 /// A table cell: a `|`, even inside a code span, would end the cell.
-fn cell(text: &str) -> String {
+pub(super) fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 

@@ -10,9 +10,10 @@ use anyhow::{Context, bail};
 use ferry_registry::Client;
 use ferry_registry::auth::{CredentialProvider, DockerConfig, HelperPolicy};
 use ferry_registry::copy::Budget;
-use ferry_registry::ecr::{Ecr, EcrCredentials, EcrOptions, names_ecr};
+use ferry_registry::ecr::{Ecr, EcrCredentials, EcrOptions, TokenObserver, names_ecr};
 use ferry_registry::mirror::{
-    EcrImageMirrorDocument, EcrImageMirrorStatus, SyncEngine, SyncOutcome, parse_documents, sync,
+    EcrImageMirrorDocument, EcrImageMirrorStatus, SyncEngine, SyncOutcome, TagState,
+    parse_documents, sync,
 };
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -44,10 +45,77 @@ struct State {
     mirrors: BTreeMap<String, EcrImageMirrorStatus>,
 }
 
+/// What a run did, for the CLI's tables and the Action's outputs and job summary.
+#[derive(Debug, Clone)]
+pub struct MirrorOutcome {
+    pub mirrors: Vec<MirrorResult>,
+    pub dry_run: bool,
+}
+
+/// One mirror's sync.
+#[derive(Debug, Clone)]
+pub struct MirrorResult {
+    /// `namespace/name`.
+    pub name: String,
+    /// The file that defines it.
+    pub file: PathBuf,
+    /// `spec.source.image`.
+    pub source: String,
+    /// The destination repository, once resolved.
+    pub repository_uri: Option<String>,
+    /// Each tag's and each manifest list's state after the sync.
+    pub status: EcrImageMirrorStatus,
+    /// Set when the mirror as a whole could not sync; the tag states say the rest.
+    pub error: Option<String>,
+}
+
+impl MirrorResult {
+    fn new(found: &Found, outcome: SyncOutcome) -> MirrorResult {
+        MirrorResult {
+            name: found.key(),
+            file: found.file.clone(),
+            source: found.document.spec.source.image.clone(),
+            repository_uri: outcome.status.repository_uri.clone(),
+            status: outcome.status,
+            error: outcome.error,
+        }
+    }
+
+    /// The tags and lists that failed: `tag (why)`.
+    pub fn failed_tags(&self) -> Vec<String> {
+        self.status
+            .tags
+            .iter()
+            .chain(&self.status.manifest_lists)
+            .filter(|t| t.state == TagState::Failed)
+            .map(|t| format!("{} ({})", t.tag, t.message.as_deref().unwrap_or("failed")))
+            .collect()
+    }
+
+    /// Why the mirror failed, as a whole or in part; `None` when everything synced.
+    pub fn failure(&self) -> Option<String> {
+        if let Some(error) = &self.error {
+            return Some(error.clone());
+        }
+        let failed = self.failed_tags();
+        (!failed.is_empty()).then(|| format!("tag {}", failed.join(", tag ")))
+    }
+}
+
+impl MirrorOutcome {
+    /// `name: why` for every mirror that failed, as a whole or in part.
+    pub fn failures(&self) -> Vec<String> {
+        self.mirrors
+            .iter()
+            .filter_map(|m| m.failure().map(|why| format!("mirror {}: {why}", m.name)))
+            .collect()
+    }
+}
+
 /// What `--json` prints for a mirror.
 #[derive(Serialize)]
 struct Printed<'a> {
-    name: String,
+    name: &'a str,
     file: String,
     source: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,6 +124,45 @@ struct Printed<'a> {
 }
 
 pub async fn run(args: MirrorArgs) -> anyhow::Result<()> {
+    let outcome = execute(&args, None).await?;
+    if args.json {
+        let json: Vec<Printed> = outcome
+            .mirrors
+            .iter()
+            .map(|m| Printed {
+                name: &m.name,
+                file: m.file.display().to_string(),
+                source: &m.source,
+                error: m.error.as_deref(),
+                status: &m.status,
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        for mirror in &outcome.mirrors {
+            print!("{}", output::mirror_table(mirror, outcome.dry_run));
+        }
+    }
+    let failures = outcome.failures();
+    if !failures.is_empty() {
+        bail!(
+            "{} of {} mirror(s) failed: {}",
+            failures.len(),
+            outcome.mirrors.len(),
+            failures.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// Syncs every mirror of the files once (or with `--dry-run`, plans). A mirror or tag that
+/// fails is recorded in the outcome and the others go on; only what stops every mirror (an
+/// unreadable file, an invalid document, no AWS access) is an error. `observer` sees every
+/// ECR token fetched, before it is used.
+pub async fn execute(
+    args: &MirrorArgs,
+    observer: Option<TokenObserver>,
+) -> anyhow::Result<MirrorOutcome> {
     if args.registry_args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
@@ -92,8 +199,7 @@ pub async fn run(args: MirrorArgs) -> anyhow::Result<()> {
     let base = super::client(&args.registry_args, None)?;
     let budget = Budget::new(args.registry_args.concurrency);
     let mut ecrs: HashMap<Option<String>, Ecr> = HashMap::new();
-    let mut failures = Vec::new();
-    let mut printed = Vec::new();
+    let mut results = Vec::new();
     for mirror in &mirrors {
         let spec = &mirror.document.spec;
         let ecr = if needs_aws {
@@ -120,7 +226,13 @@ pub async fn run(args: MirrorArgs) -> anyhow::Result<()> {
         } else {
             None
         };
-        let client = tenant_client(&base, mirror, args.secrets_dir.as_deref(), ecr.as_ref())?;
+        let client = tenant_client(
+            &base,
+            mirror,
+            args.secrets_dir.as_deref(),
+            ecr.as_ref(),
+            observer.clone(),
+        )?;
         let engine = SyncEngine {
             client,
             ecr,
@@ -131,42 +243,18 @@ pub async fn run(args: MirrorArgs) -> anyhow::Result<()> {
         let key = mirror.key();
         let last = state.mirrors.get(&key).cloned().unwrap_or_default();
         let outcome = sync(&engine, spec, &last).await;
-        if outcome.failed() {
-            failures.push(failure_line(&key, &outcome));
-        }
-        if !args.json {
-            print!("{}", table(mirror, &outcome, args.dry_run));
-        }
-        printed.push((mirror, outcome.clone()));
         if !args.dry_run {
-            state.mirrors.insert(key, outcome.status);
+            state.mirrors.insert(key, outcome.status.clone());
         }
+        results.push(MirrorResult::new(mirror, outcome));
     }
     if let (Some(path), false) = (&args.state, args.dry_run) {
         write_state(path, &state)?;
     }
-    if args.json {
-        let json: Vec<Printed> = printed
-            .iter()
-            .map(|(m, o)| Printed {
-                name: m.key(),
-                file: m.file.display().to_string(),
-                source: &m.document.spec.source.image,
-                error: o.error.as_deref(),
-                status: &o.status,
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&json)?);
-    }
-    if !failures.is_empty() {
-        bail!(
-            "{} of {} mirror(s) failed: {}",
-            failures.len(),
-            mirrors.len(),
-            failures.join("; ")
-        );
-    }
-    Ok(())
+    Ok(MirrorOutcome {
+        mirrors: results,
+        dry_run: args.dry_run,
+    })
 }
 
 /// The client for one mirror: its Secret's credentials for the source (never running a
@@ -177,6 +265,7 @@ fn tenant_client(
     mirror: &Found,
     secrets_dir: Option<&Path>,
     ecr: Option<&Ecr>,
+    observer: Option<TokenObserver>,
 ) -> anyhow::Result<Client> {
     let mut providers: Vec<Arc<dyn CredentialProvider>> = Vec::new();
     if let (Some(dir), Some(secret)) = (
@@ -195,7 +284,11 @@ fn tenant_client(
         ));
     }
     if let Some(ecr) = ecr {
-        providers.push(Arc::new(EcrCredentials::new(ecr.clone())));
+        let mut credentials = EcrCredentials::new(ecr.clone());
+        if let Some(observer) = observer {
+            credentials = credentials.with_observer(observer);
+        }
+        providers.push(Arc::new(credentials));
     }
     Ok(
         base.with_credentials(Arc::new(ferry_registry::auth::ChainCredentials::new(
@@ -303,30 +396,6 @@ fn write_state(path: &Path, state: &State) -> anyhow::Result<()> {
     std::fs::write(&temporary, text)
         .and_then(|()| std::fs::rename(&temporary, path))
         .with_context(|| format!("--state {}: cannot write", path.display()))
-}
-
-fn failure_line(key: &str, outcome: &SyncOutcome) -> String {
-    if let Some(error) = &outcome.error {
-        return format!("{key}: {error}");
-    }
-    let failed: Vec<String> = outcome
-        .status
-        .tags
-        .iter()
-        .chain(&outcome.status.manifest_lists)
-        .filter(|t| t.state == ferry_registry::mirror::TagState::Failed)
-        .map(|t| format!("{} ({})", t.tag, t.message.as_deref().unwrap_or("failed")))
-        .collect();
-    format!("{key}: {}", failed.join(", "))
-}
-
-fn table(mirror: &Found, outcome: &SyncOutcome, dry_run: bool) -> String {
-    output::mirror_table(
-        &mirror.key(),
-        &mirror.document.spec.source.image,
-        outcome,
-        dry_run,
-    )
 }
 
 fn shown(paths: &[PathBuf]) -> String {

@@ -1,7 +1,7 @@
 //! One module per subcommand, plus what they share: building the registry client and reaching
 //! ECR.
 
-mod copy;
+pub mod copy;
 mod images;
 mod login;
 pub mod manifest;

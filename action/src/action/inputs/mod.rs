@@ -8,10 +8,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow, bail};
 use ferry_registry::ecr::TagMutability;
 
-use crate::cli::{AwsArgs, ManifestCreateArgs, PushArgs, RegistryArgs, RepositoryArgs};
+use crate::cli::{
+    AwsArgs, CopyArgs, ManifestCreateArgs, MirrorArgs, PushArgs, RegistryArgs, RepositoryArgs,
+};
+
+mod copy;
+mod mirror;
 
 /// The commands the Action runs, as the `command` input names them.
-pub const COMMANDS: &[&str] = &["push", "manifest"];
+pub const COMMANDS: &[&str] = &["push", "manifest", "copy", "mirror"];
 
 /// Every input `action.yml` declares; reading any other is a bug (a test keeps the two equal).
 pub const INPUTS: &[&str] = &[
@@ -39,6 +44,13 @@ pub const INPUTS: &[&str] = &[
     "repository-policy",
     "enforce-settings",
     "compression",
+    "file",
+    "state",
+    "dry-run",
+    "source",
+    "destination",
+    "platforms",
+    "referrers",
 ];
 
 /// The CLI's `--concurrency` default.
@@ -50,6 +62,8 @@ pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 pub enum ActionCommand {
     Push(Staged<PushArgs>),
     Manifest(Staged<ManifestCreateArgs>),
+    Mirror(MirrorArgs),
+    Copy(Staged<CopyArgs>),
 }
 
 pub type PushInputs = Staged<PushArgs>;
@@ -67,6 +81,8 @@ pub fn read(env: Lookup<'_>) -> anyhow::Result<ActionCommand> {
     match command.to_ascii_lowercase().as_str() {
         "push" => push(&inputs).map(ActionCommand::Push),
         "manifest" => manifest(&inputs).map(ActionCommand::Manifest),
+        "mirror" => mirror::read(&inputs).map(ActionCommand::Mirror),
+        "copy" => copy::read(&inputs).map(ActionCommand::Copy),
         _ => bail!(
             "input `command`: unknown command {command:?}; known: {}",
             COMMANDS.join(", ")

@@ -17,7 +17,7 @@ fn read_vars(vars: &[(&str, &str)]) -> anyhow::Result<ActionCommand> {
 fn read_with(vars: &[(&str, &str)]) -> anyhow::Result<PushInputs> {
     match read_vars(vars)? {
         ActionCommand::Push(push) => Ok(push),
-        ActionCommand::Manifest(_) => panic!("expected the push command"),
+        _ => panic!("expected the push command"),
     }
 }
 
@@ -159,7 +159,7 @@ fn errors_name_the_input() {
     let e = error(&[("INPUT_COMMAND", "deploy"), ("INPUT_IMAGE", "app")]);
     assert_eq!(
         e,
-        r#"input `command`: unknown command "deploy"; known: push, manifest"#
+        r#"input `command`: unknown command "deploy"; known: push, manifest, copy, mirror"#
     );
     assert!(error(&[]).starts_with("input `image` is required"));
     assert!(error(&[("INPUT_IMAGE", "  ")]).starts_with("input `image` is required"));
@@ -215,7 +215,7 @@ fn errors_name_the_input() {
 fn manifest_with(vars: &[(&str, &str)]) -> anyhow::Result<ManifestCreateArgs> {
     match read_vars(vars)? {
         ActionCommand::Manifest(m) => Ok(m.args),
-        ActionCommand::Push(_) => panic!("expected the manifest command"),
+        _ => panic!("expected the manifest command"),
     }
 }
 
@@ -304,4 +304,174 @@ fn action_yml_declares_exactly_the_inputs_read() {
     let declared = declared_inputs();
     assert!(declared.len() > 10, "{declared:?}");
     assert_eq!(declared, INPUTS, "action.yml and INPUTS differ");
+}
+
+fn mirror_with(vars: &[(&str, &str)]) -> anyhow::Result<MirrorArgs> {
+    let mut all = vec![("INPUT_COMMAND", "mirror")];
+    all.extend_from_slice(vars);
+    match read_vars(&all)? {
+        ActionCommand::Mirror(m) => Ok(m),
+        _ => panic!("expected the mirror command"),
+    }
+}
+
+#[test]
+fn mirror_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("mirrors")).unwrap();
+    let workspace = dir.path().to_str().unwrap();
+    let m = mirror_with(&[
+        ("INPUT_FILE", " mirrors "),
+        ("INPUT_STATE", ".ferry/state.json"),
+        ("INPUT_DRY-RUN", "TRUE"),
+        ("INPUT_ROLE-ARN", "arn:aws:iam::123456789012:role/mirror"),
+        ("GITHUB_WORKSPACE", workspace),
+    ])
+    .unwrap();
+    assert_eq!(m.files, [dir.path().join("mirrors")]);
+    assert_eq!(m.state, Some(dir.path().join(".ferry/state.json")));
+    assert!(m.dry_run && !m.json && m.names.is_empty() && m.secrets_dir.is_none());
+    assert_eq!(
+        m.registry_args.aws.role_arn.as_deref(),
+        Some("arn:aws:iam::123456789012:role/mirror")
+    );
+    let m = mirror_with(&[("INPUT_FILE", "mirrors"), ("GITHUB_WORKSPACE", workspace)]).unwrap();
+    assert!(!m.dry_run && m.state.is_none());
+
+    let error = |vars: &[(&str, &str)]| mirror_with(vars).err().unwrap().to_string();
+    let missing = error(&[("INPUT_FILE", ""), ("GITHUB_WORKSPACE", workspace)]);
+    assert!(
+        missing.starts_with("input `file` is required for command mirror"),
+        "{missing}"
+    );
+    let absent = error(&[("INPUT_FILE", "nope.yaml"), ("GITHUB_WORKSPACE", workspace)]);
+    assert!(
+        absent.starts_with("input `file`: no file or folder ") && absent.contains("nope.yaml"),
+        "{absent}"
+    );
+    assert_eq!(
+        error(&[
+            ("INPUT_FILE", "mirrors"),
+            ("INPUT_DRY-RUN", "yes"),
+            ("GITHUB_WORKSPACE", workspace)
+        ]),
+        "input `dry-run`: expected true or false, got \"yes\""
+    );
+}
+
+fn copy_with(vars: &[(&str, &str)]) -> anyhow::Result<CopyArgs> {
+    let mut all = vec![("INPUT_COMMAND", "copy")];
+    all.extend_from_slice(vars);
+    match read_vars(&all)? {
+        ActionCommand::Copy(c) => Ok(c.args),
+        _ => panic!("expected the copy command"),
+    }
+}
+
+fn copy_error(vars: &[(&str, &str)]) -> String {
+    match copy_with(vars) {
+        Ok(_) => panic!("expected an error for {vars:?}"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[test]
+fn copy_inputs() {
+    let c = copy_with(&[
+        ("INPUT_SOURCE", "docker.io/library/alpine:3.20"),
+        ("INPUT_DESTINATION", "mirror/alpine"),
+        ("INPUT_REGISTRY", "123456789012"),
+        ("INPUT_PLATFORMS", "linux/amd64,\nlinux/arm64/v8\n"),
+        ("INPUT_TAG-MUTABILITY", "IMMUTABLE"),
+    ])
+    .unwrap();
+    assert_eq!(c.source, "docker.io/library/alpine:3.20");
+    // No tag anywhere: the source's own.
+    assert_eq!(c.destination, "mirror/alpine:3.20");
+    assert!(c.tags.is_empty(), "{:?}", c.tags);
+    assert_eq!(c.to_registry.as_deref(), Some("123456789012"));
+    assert_eq!(c.platforms, ["linux/amd64", "linux/arm64/v8"]);
+    assert!(c.referrers, "referrers default to true");
+    assert_eq!(c.repository.tag_mutability.as_deref(), Some("IMMUTABLE"));
+    assert!(!c.dry_run && !c.json);
+
+    // The first of `tags` names the destination, the rest are extra tags.
+    let c = copy_with(&[
+        ("INPUT_SOURCE", "ghcr.io/org/app@sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"),
+        ("INPUT_DESTINATION", "app"),
+        ("INPUT_TAGS", "1.0, stable"),
+        ("INPUT_REFERRERS", "false"),
+    ])
+    .unwrap();
+    assert_eq!(c.destination, "app:1.0");
+    assert_eq!(c.tags, ["stable"]);
+    assert!(!c.referrers);
+
+    // A tag in `destination` wins; `tags` are all extra. A source by digest alone: `latest`.
+    let digest =
+        "ghcr.io/org/app@sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+    let c = copy_with(&[
+        ("INPUT_SOURCE", digest),
+        ("INPUT_DESTINATION", "app:2.0"),
+        ("INPUT_TAGS", "stable"),
+    ])
+    .unwrap();
+    assert_eq!(
+        (c.destination.as_str(), c.tags.as_slice()),
+        ("app:2.0", &["stable".to_string()][..])
+    );
+    let c = copy_with(&[
+        ("INPUT_SOURCE", digest),
+        ("INPUT_DESTINATION", "localhost:5000/app"),
+    ])
+    .unwrap();
+    assert_eq!(c.destination, "localhost:5000/app:latest");
+}
+
+#[test]
+fn copy_errors_name_the_input() {
+    let err = copy_error(&[("INPUT_DESTINATION", "app")]);
+    assert!(
+        err.contains("input `source` is required for command copy"),
+        "{err}"
+    );
+    let err = copy_error(&[("INPUT_SOURCE", "alpine:3.20")]);
+    assert!(
+        err.contains("input `destination` is required for command copy"),
+        "{err}"
+    );
+    let err = copy_error(&[
+        ("INPUT_SOURCE", "Not A Reference!"),
+        ("INPUT_DESTINATION", "app"),
+    ]);
+    assert!(err.starts_with("input `source`"), "{err}");
+    let err = copy_error(&[
+        ("INPUT_SOURCE", "alpine:3.20"),
+        ("INPUT_DESTINATION", "app"),
+        ("INPUT_REFERRERS", "yes"),
+    ]);
+    assert!(
+        err.contains("input `referrers`: expected true or false"),
+        "{err}"
+    );
+    let err = copy_error(&[
+        ("INPUT_SOURCE", "alpine:3.20"),
+        ("INPUT_DESTINATION", "app"),
+        ("INPUT_PLATFORMS", "linux/amd64, amd64"),
+    ]);
+    assert!(err.starts_with("input `platforms`: \"amd64\""), "{err}");
+    let err = copy_error(&[
+        ("INPUT_SOURCE", "alpine:3.20"),
+        (
+            "INPUT_DESTINATION",
+            "app@sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef",
+        ),
+    ]);
+    assert!(err.starts_with("input `destination`"), "{err}");
+    let err = copy_error(&[
+        ("INPUT_SOURCE", "alpine:3.20"),
+        ("INPUT_DESTINATION", "app"),
+        ("INPUT_SCAN-ON-PUSH", "maybe"),
+    ]);
+    assert!(err.contains("input `scan-on-push`"), "{err}");
 }
