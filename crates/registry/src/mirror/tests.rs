@@ -409,6 +409,7 @@ fn status_records_the_last_state_of_each_tag() {
         state,
         message: message.map(str::to_string),
         synced_at: None,
+        sources: Vec::new(),
     };
     status.set_tag(entry(TagState::Failed, Some("503 from the source")));
     status.set_tag(entry(TagState::Synced, None));
