@@ -97,7 +97,9 @@ impl Engine {
         .map_err(|e| {
             let role = role_arn.as_deref().unwrap_or("the operator's own identity");
             Error::Aws(format!("cannot set up ECR access as {role}: {e}"))
-        })?;
+        })?
+        // The client's gate: ECR API calls share its rate lanes and reach the metrics observer.
+        .with_gate(self.base.gate().clone());
         ecrs.insert(role_arn, ecr.clone());
         Ok(ecr)
     }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod metrics;
 pub mod run;
 pub mod server;
+pub mod shutdown;
 pub mod telemetry;
 
 #[cfg(test)]

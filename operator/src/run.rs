@@ -16,6 +16,7 @@ use crate::controller;
 use crate::engine::{AwsSettings, Engine};
 use crate::metrics::Metrics;
 use crate::server::{self, Health};
+use crate::shutdown;
 
 /// Seconds a lease holder's claim lasts without renewal, and how early it renews.
 const LEASE_DURATION: u64 = 30;
@@ -58,7 +59,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("--metrics-address {}", args.metrics_address))?;
 
     let stop = CancellationToken::new();
-    tokio::spawn(on_signal(
+    tokio::spawn(shutdown::on_signal(
         stop.clone(),
         engine.cancel.clone(),
         args.shutdown_grace,
@@ -135,29 +136,4 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     server_stop.cancel();
     let _ = server.await;
     Ok(())
-}
-
-/// SIGTERM or Ctrl-C: stop taking work at once, cancel running syncs after `grace`.
-async fn on_signal(stop: CancellationToken, cancel: CancellationToken, grace: std::time::Duration) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = terminate => {}
-        _ = tokio::signal::ctrl_c() => {}
-        () = stop.cancelled() => {}
-    }
-    tracing::info!(grace = ?grace, "shutting down: no new syncs; running ones get the grace period");
-    stop.cancel();
-    tokio::time::sleep(grace).await;
-    tracing::warn!("grace period over: cancelling running syncs");
-    cancel.cancel();
 }

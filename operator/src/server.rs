@@ -32,7 +32,16 @@ pub async fn serve(
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-    Ok(tokio::spawn(async move {
+    Ok(serve_on(listener, health, stop))
+}
+
+/// Serves on a bound `listener` until `stop` is cancelled.
+pub fn serve_on(
+    listener: TcpListener,
+    health: Health,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
         loop {
             let (stream, _) = tokio::select! {
                 () = stop.cancelled() => return,
@@ -58,7 +67,7 @@ pub async fn serve(
                 }
             });
         }
-    }))
+    })
 }
 
 fn respond(health: &Health, request: &Request<Incoming>) -> Response<Full<Bytes>> {
@@ -98,4 +107,46 @@ fn respond(health: &Health, request: &Request<Incoming>) -> Response<Full<Bytes>
             .insert(http::header::CONTENT_TYPE, value);
     }
     response
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+
+    #[tokio::test]
+    async fn endpoints_answer_health_readiness_and_metrics() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let health = Health {
+            metrics: Arc::new(Metrics::default()),
+            ready: Arc::new(AtomicBool::new(false)),
+        };
+        let stop = CancellationToken::new();
+        let server = serve_on(listener, health.clone(), stop.clone());
+        assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
+        health.ready.store(true, Ordering::Relaxed);
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
+        let metrics = get(addr, "/metrics").await;
+        assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+        assert!(
+            metrics.contains("# TYPE ferry_operator_reconciles counter"),
+            "{metrics}"
+        );
+        assert!(metrics.trim_end().ends_with("# EOF"), "{metrics}");
+        assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
+        stop.cancel();
+        server.await.unwrap();
+    }
 }
