@@ -12,7 +12,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             telemetry::init();
-            run::run(args).await
+            // As a JSON log line too: in a cluster, stderr text is easy to miss among them.
+            if let Err(error) = run::run(args).await {
+                tracing::error!(error = format!("{error:#}"), "ferry-operator stopped");
+                std::process::exit(1);
+            }
+            Ok(())
         }
     }
 }

@@ -76,7 +76,7 @@ fn time(status: &Value, field: &str) -> SystemTime {
 }
 
 #[tokio::test]
-async fn new_mirror_copies_its_tags_reports_ready_and_a_status_update_does_not_resync() {
+async fn new_mirror_copies_its_tags_reports_ready_and_resyncs_only_when_due() {
     let src = TestRegistry::anonymous().await.unwrap();
     let dst = TestRegistry::anonymous().await.unwrap();
     let digests = [
@@ -151,6 +151,22 @@ async fn new_mirror_copies_its_tags_reports_ready_and_a_status_update_does_not_r
         requests,
         "a resync that was not due"
     );
+
+    // Upstream, 2.0 moves; once the sync is due, only it is copied again, with an event.
+    let moved = pushed(&src, "2.0", 3, None).await;
+    let mut due = status.clone();
+    due["nextSyncTime"] = json!("2000-01-01T00:00:00Z");
+    let (status, event, action) =
+        reconciled_with_event(&mut api, &ctx, with_status(&mirror, &due)).await;
+    action.unwrap();
+    assert_eq!(tag(&status, "2.0")["digest"], moved.as_str());
+    assert_eq!(tag(&status, "1.0")["digest"], digests[0].1.as_str());
+    assert_eq!(
+        (&event["type"], &event["reason"]),
+        (&json!("Normal"), &json!("TagsMoved"))
+    );
+    let note = event["note"].as_str().unwrap();
+    assert!(note.starts_with("2.0 (") && !note.contains("1.0"), "{note}");
     api.no_more_requests(Duration::from_millis(200)).await;
 }
 
