@@ -138,6 +138,56 @@ impl ApiServerVerifier {
         send.send_response(json_response(StatusCode::OK, &secret));
     }
 
+    /// Plays the API server for a running controller: answers the lists with `mirror` and no
+    /// Secrets, keeps watches open, and answers status applies and events until `applies`
+    /// status applies and `published` events were made; returns them and the requests seen.
+    pub async fn serve_controller(
+        &mut self,
+        mirror: &EcrImageMirror,
+        applies: usize,
+        published: usize,
+    ) -> (Vec<Value>, Vec<Value>, Vec<String>) {
+        let (mut statuses, mut events, mut requests) = (Vec::new(), Vec::new(), Vec::new());
+        // Answers to watches are never sent: the watch stays open, as on a quiet cluster.
+        let mut watches = Vec::new();
+        while statuses.len() < applies || events.len() < published {
+            let (request, send) = self.next().await;
+            let (method, uri) = (request.method().clone(), request.uri().clone());
+            let query = uri.query().unwrap_or_default().to_string();
+            requests.push(format!("{method} {}", uri.path()));
+            let path = uri.path().to_string();
+            if query.contains("watch=true") {
+                watches.push(send);
+            } else if method == Method::GET && path.ends_with("/ecrimagemirrors") {
+                let list = json!({
+                    "apiVersion": "ferry.dev/v1alpha1", "kind": "EcrImageMirrorList",
+                    "metadata": {"resourceVersion": "100"},
+                    "items": [serde_json::to_value(mirror).expect("a mirror serializes")],
+                });
+                send.send_response(json_response(StatusCode::OK, &list));
+            } else if method == Method::GET && path.ends_with("/secrets") {
+                let list = json!({
+                    "apiVersion": "v1", "kind": "SecretList",
+                    "metadata": {"resourceVersion": "100"}, "items": [],
+                });
+                send.send_response(json_response(StatusCode::OK, &list));
+            } else if method == Method::PATCH && path.ends_with("/status") {
+                let patch = body_json(request).await;
+                let mut answer = serde_json::to_value(mirror).expect("a mirror serializes");
+                answer["status"] = patch["status"].clone();
+                send.send_response(json_response(StatusCode::OK, &answer));
+                statuses.push(patch["status"].clone());
+            } else if path.contains("/events") {
+                let event = body_json(request).await;
+                send.send_response(json_response(StatusCode::CREATED, &event));
+                events.push(event);
+            } else {
+                panic!("unexpected request {method} {uri}");
+            }
+        }
+        (statuses, events, requests)
+    }
+
     /// Fails if the reconciler makes any further request within `wait`.
     pub async fn no_more_requests(mut self, wait: Duration) {
         if let Ok(Some((request, _))) = tokio::time::timeout(wait, self.0.next_request()).await {

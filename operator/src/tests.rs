@@ -12,9 +12,10 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 use crate::context::{Context, backoff};
-use crate::controller::{error_policy, mirrors_using, reconcile};
+use crate::controller::{self, error_policy, mirrors_using, reconcile};
 use crate::crd::{EcrImageMirror, MirrorStatus};
 use crate::error::Error;
 use crate::fixtures::{self, ApiServerVerifier, condition};
@@ -365,6 +366,49 @@ async fn secret_credentials_reach_a_basic_auth_source_and_a_missing_secret_is_a_
     assert_eq!(status["secretVersion"], "7");
     assert_eq!(event["reason"], "TagsSynced");
     api.no_more_requests(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn the_controller_syncs_the_mirrors_it_lists_and_stops_when_told() {
+    let src = TestRegistry::anonymous().await.unwrap();
+    let dst = TestRegistry::anonymous().await.unwrap();
+    let digest = pushed(&src, "1.0", 11, None).await;
+    let mirror = fixtures::mirror(
+        "listed",
+        &format!(
+            "source: {{image: \"{}/app\", tags: [\"1.0\"], referrers: false}}\n\
+             destination: {{registry: \"{}\"}}\n",
+            src.host(),
+            dst.host()
+        ),
+    );
+    let (ctx, mut api) = fixtures::context();
+    let stop = CancellationToken::new();
+    let controller = tokio::spawn(controller::run(
+        ctx.clone(),
+        Some(fixtures::NAMESPACE.into()),
+        2,
+        stop.clone(),
+    ));
+    let (statuses, events, requests) = api.serve_controller(&mirror, 1, 1).await;
+    assert_ready(&statuses[0], "True", "Synced");
+    assert_eq!(tag(&statuses[0], "1.0")["digest"], digest.as_str());
+    assert_eq!(events[0]["reason"], "TagsSynced", "{events:?}");
+    // Both the mirrors and the Secrets they use are watched, in the given namespace only.
+    for listed in ["ecrimagemirrors", "secrets"] {
+        assert!(
+            requests
+                .iter()
+                .any(|r| r.starts_with("GET ")
+                    && r.ends_with(&format!("/namespaces/team-a/{listed}"))),
+            "{requests:?}"
+        );
+    }
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), controller)
+        .await
+        .expect("the controller stops once told to")
+        .unwrap();
 }
 
 #[test]
