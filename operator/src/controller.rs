@@ -174,7 +174,9 @@ impl<'a> Reconcile<'a> {
             failures,
         };
         let interval = self.mirror.spec.interval().unwrap_or(DEFAULT_INTERVAL);
-        let next = self.now + backoff(failures, interval);
+        // From now, not from the reconcile's start: after a long failing sync, a retry time
+        // already past would make the status apply's own watch event retry at once.
+        let next = SystemTime::now() + backoff(failures, interval);
         let status = self.status_with(&verdict, Some(next));
         self.apply(&status).await?;
         // A sync's own events say what failed; the reason alone only for other failures.
@@ -213,7 +215,7 @@ impl<'a> Reconcile<'a> {
         let verdict = Verdict::Synced {
             message: format!("{synced} tag(s) and list(s) synced"),
         };
-        this.apply(&this.status_with(&verdict, Some(self.now + interval)))
+        this.apply(&this.status_with(&verdict, Some(SystemTime::now() + interval)))
             .await?;
         this.publish(events).await;
         self.ctx.record_success(&self.key);
