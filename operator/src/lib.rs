@@ -11,6 +11,7 @@ pub mod crd;
 pub mod credentials;
 pub mod engine;
 pub mod error;
+pub mod leader;
 pub mod metrics;
 pub mod run;
 pub mod server;

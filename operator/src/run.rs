@@ -5,22 +5,23 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use kube_lease_manager::LeaseManagerBuilder;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::RunArgs;
 use crate::context::Context;
 use crate::controller;
 use crate::engine::{AwsSettings, Engine};
+use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::server::{self, Health};
 use crate::shutdown;
 
-/// Seconds a lease holder's claim lasts without renewal, and how early it renews.
-const LEASE_DURATION: u64 = 30;
-const LEASE_GRACE: u64 = 10;
+/// How long a Lease holder's claim lasts without renewal, and how early it renews.
+const LEASE_DURATION: Duration = Duration::from_secs(30);
+const LEASE_GRACE: Duration = Duration::from_secs(10);
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
@@ -65,49 +66,32 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.shutdown_grace,
     ));
 
-    let lease = if args.leader_elect {
+    let leadership = if args.leader_elect {
         let Some(namespace) = args.lease_namespace.clone() else {
             bail!(
-                "leader election needs the Lease's namespace: set POD_NAMESPACE or --lease-namespace (or --leader-elect false)"
+                "leader election needs the Lease's namespace: set POD_NAMESPACE or \
+                 --lease-namespace (or --leader-elect false)"
             );
         };
-        let identity = std::env::var("POD_NAME")
-            .or_else(|_| std::env::var("HOSTNAME"))
-            .unwrap_or_else(|_| format!("ferry-operator-{}", rand::random::<u32>()));
-        let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
-            .with_namespace(&namespace)
-            .with_identity(&identity)
-            .with_duration(LEASE_DURATION)
-            .with_grace(LEASE_GRACE)
-            .build()
-            .await
-            .with_context(|| format!("Lease {namespace}/{}", args.lease_name))?;
-        let (mut leader, task) = manager.watch().await;
+        let settings = LeaseSettings {
+            name: args.lease_name.clone(),
+            namespace,
+            identity: std::env::var("POD_NAME")
+                .or_else(|_| std::env::var("HOSTNAME"))
+                .unwrap_or_else(|_| format!("ferry-operator-{}", rand::random::<u32>())),
+            duration: LEASE_DURATION,
+            grace: LEASE_GRACE,
+        };
+        // A standby is ready: it serves, and takes over when the leader goes.
         ready.store(true, Ordering::Relaxed);
-        tracing::info!(%identity, lease = %args.lease_name, "waiting for leadership");
-        while !*leader.borrow_and_update() {
-            tokio::select! {
-                () = stop.cancelled() => {
-                    server_stop.cancel();
-                    return Ok(());
-                }
-                changed = leader.changed() => changed.context("leader election ended")?,
-            }
-        }
-        tracing::info!(%identity, "leading: starting the controller");
-        // Losing the lease means another replica may start syncing: stop like on SIGTERM.
-        let mut watch = leader.clone();
-        let lost = stop.clone();
-        tokio::spawn(async move {
-            while watch.changed().await.is_ok() {
-                if !*watch.borrow_and_update() {
-                    tracing::warn!("lost leadership: stopping");
-                    lost.cancel();
-                    return;
-                }
-            }
-        });
-        Some((leader, task))
+        tracing::info!(identity = %settings.identity, lease = %settings.name, "waiting for the Lease");
+        let Some(leadership) = leader::lead(client.clone(), &settings, &stop).await? else {
+            server_stop.cancel();
+            return Ok(());
+        };
+        tracing::info!(identity = %settings.identity, "holding the Lease: starting the controller");
+        leadership.stop_on_loss(stop.clone());
+        Some(leadership)
     } else {
         ready.store(true, Ordering::Relaxed);
         None
@@ -126,12 +110,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     .await;
     tracing::info!("controller stopped");
 
-    if let Some((leader, task)) = lease {
-        // Closing the channel makes the lease task release the Lease for the next replica.
-        drop(leader);
-        if let Ok(Err(error)) = task.await {
-            tracing::warn!(%error, "cannot release the Lease");
-        }
+    if let Some(leadership) = leadership {
+        leadership.release().await;
     }
     server_stop.cancel();
     let _ = server.await;
