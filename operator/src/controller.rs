@@ -417,6 +417,12 @@ pub async fn run(
     let controller = Controller::new(mirrors, watcher::Config::default().any_semantic())
         .with_config(Config::default().concurrency(concurrency));
     let store = controller.store();
+    tokio::spawn(prune_metrics(
+        ctx.clone(),
+        store.clone(),
+        namespace.clone(),
+        stop.clone(),
+    ));
     controller
         .watches(secrets, watcher::Config::default(), move |secret| {
             mirrors_using(&store, &secret)
@@ -429,4 +435,31 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// Every minute, drops the tag counts of deleted mirrors of `namespace` (all when `None`) from
+/// the metrics; other namespaces are other controllers' to prune.
+async fn prune_metrics(
+    ctx: Arc<Context>,
+    store: Store<EcrImageMirror>,
+    namespace: Option<String>,
+    stop: CancellationToken,
+) {
+    let prefix = namespace.map(|ns| format!("{ns}/"));
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        // An empty store may just not be synced yet; the counts stay until it is.
+        if store.is_empty() {
+            continue;
+        }
+        let keys: std::collections::HashSet<String> =
+            store.state().iter().map(|m| key_of(m)).collect();
+        let ours = |key: &str| prefix.as_ref().is_none_or(|p| key.starts_with(p.as_str()));
+        ctx.metrics
+            .retain_mirrors(|key| !ours(key) || keys.contains(key));
+    }
 }

@@ -125,6 +125,21 @@ impl Metrics {
             Err(poisoned) => poisoned.into_inner(),
         };
         per_mirror.insert(key.to_string(), counts);
+        self.set_tag_totals(&per_mirror);
+    }
+
+    /// Forgets the tag counts of mirrors that no longer exist (the controller is not told
+    /// about deletions, so it prunes against its store).
+    pub fn retain_mirrors(&self, exists: impl Fn(&str) -> bool) {
+        let mut per_mirror = match self.per_mirror.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        per_mirror.retain(|key, _| exists(key));
+        self.set_tag_totals(&per_mirror);
+    }
+
+    fn set_tag_totals(&self, per_mirror: &HashMap<String, [i64; 4]>) {
         for (i, (_, name)) in STATES.iter().enumerate() {
             let total: i64 = per_mirror.values().map(|c| c[i]).sum();
             self.tags
@@ -171,7 +186,7 @@ mod tests {
     use ferry_registry::mirror::TagStatus;
 
     #[test]
-    fn tag_gauge_sums_mirrors_and_a_resync_replaces_its_counts() {
+    fn tag_gauge_sums_mirrors_a_resync_replaces_and_a_deleted_mirror_leaves() {
         let metrics = Metrics::default();
         let mut status = EcrImageMirrorStatus::default();
         let mut synced = TagStatus::new("1.0");
@@ -188,6 +203,12 @@ mod tests {
         );
         assert!(
             text.contains("ferry_operator_tags{state=\"pending\"} 2"),
+            "{text}"
+        );
+        metrics.retain_mirrors(|key| key == "a/two");
+        let text = metrics.encode().unwrap();
+        assert!(
+            text.contains("ferry_operator_tags{state=\"synced\"} 1"),
             "{text}"
         );
     }
