@@ -10,7 +10,7 @@ use ferry_registry::auth::{
     Anonymous, ChainCredentials, CredentialProvider, DockerConfig, DockerConfigCredentials,
     HelperPolicy,
 };
-use ferry_registry::ecr::{Ecr, EcrCredentials};
+use ferry_registry::ecr::EcrCredentials;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
@@ -51,13 +51,17 @@ pub async fn read_secret(
 
 /// The client one mirror syncs with: its Secret's credentials for the source, then ECR's for
 /// the destination, on the shared client's connections, gate and observers.
-pub fn tenant_client(base: &Client, secret: Option<DockerConfig>, ecr: Option<&Ecr>) -> Client {
+pub fn tenant_client(
+    base: &Client,
+    secret: Option<DockerConfig>,
+    ecr: Option<Arc<EcrCredentials>>,
+) -> Client {
     let mut providers: Vec<Arc<dyn CredentialProvider>> = Vec::new();
     if let Some(config) = secret {
         providers.push(Arc::new(DockerConfigCredentials::from_config(config)));
     }
     if let Some(ecr) = ecr {
-        providers.push(Arc::new(EcrCredentials::new(ecr.clone())));
+        providers.push(ecr);
     }
     if providers.is_empty() {
         // Never the operator's own docker config: a mirror without a Secret pulls anonymously.

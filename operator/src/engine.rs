@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ferry_registry::Client;
 use ferry_registry::auth::DockerConfig;
 use ferry_registry::copy::Budget;
-use ferry_registry::ecr::{Ecr, EcrOptions, names_ecr};
+use ferry_registry::ecr::{Ecr, EcrCredentials, EcrOptions, names_ecr};
 use ferry_registry::mirror::{EcrImageMirrorSpec, SyncEngine};
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -24,15 +24,21 @@ pub struct AwsSettings {
     pub region: Option<String>,
     /// Send ECR API calls here (private endpoints, tests).
     pub endpoint_url: Option<String>,
+    /// Static credentials (tests); default the SDK's chain (IRSA, Pod Identity, …).
+    pub credentials: Option<aws_credential_types::Credentials>,
 }
+
+/// One role's ECR API handle and registry logins.
+type RoleAccess = (Ecr, Arc<EcrCredentials>);
 
 #[derive(Clone)]
 pub struct Engine {
     base: Client,
     budget: Budget,
     aws: AwsSettings,
-    /// By role ARN (`None`: the operator's own identity).
-    ecrs: Arc<Mutex<HashMap<Option<String>, Ecr>>>,
+    /// By role ARN (`None`: the operator's own identity), with its registry logins: shared by
+    /// every mirror of the role, so a 12-hour token is fetched once, not once per sync.
+    ecrs: Arc<Mutex<HashMap<Option<String>, RoleAccess>>>,
     syncs: Arc<Semaphore>,
     /// Cancelled when the shutdown grace period is over: running syncs stop moving tags.
     pub cancel: CancellationToken,
@@ -67,13 +73,14 @@ impl Engine {
         secret: Option<DockerConfig>,
     ) -> Result<SyncEngine> {
         let needs_aws = spec.destination.registry.as_deref().is_none_or(names_ecr);
-        let ecr = if needs_aws {
-            Some(self.ecr(spec.destination.role_arn.clone()).await?)
+        let (ecr, logins) = if needs_aws {
+            let (ecr, logins) = self.ecr(spec.destination.role_arn.clone()).await?;
+            (Some(ecr), Some(logins))
         } else {
-            None
+            (None, None)
         };
         Ok(SyncEngine {
-            client: tenant_client(&self.base, secret, ecr.as_ref()),
+            client: tenant_client(&self.base, secret, logins),
             ecr,
             budget: self.budget.clone(),
             cancel: self.cancel.clone(),
@@ -81,17 +88,17 @@ impl Engine {
         })
     }
 
-    async fn ecr(&self, role_arn: Option<String>) -> Result<Ecr> {
+    async fn ecr(&self, role_arn: Option<String>) -> Result<RoleAccess> {
         // Held across the set-up so concurrent mirrors of a new role create one session.
         let mut ecrs = self.ecrs.lock().await;
-        if let Some(ecr) = ecrs.get(&role_arn) {
-            return Ok(ecr.clone());
+        if let Some(found) = ecrs.get(&role_arn) {
+            return Ok(found.clone());
         }
         let ecr = Ecr::new(EcrOptions {
             region: self.aws.region.clone(),
             role_arn: role_arn.clone(),
             endpoint_url: self.aws.endpoint_url.clone(),
-            credentials: None,
+            credentials: self.aws.credentials.clone(),
         })
         .await
         .map_err(|e| {
@@ -100,7 +107,8 @@ impl Engine {
         })?
         // The client's gate: ECR API calls share its rate lanes and reach the metrics observer.
         .with_gate(self.base.gate().clone());
-        ecrs.insert(role_arn, ecr.clone());
-        Ok(ecr)
+        let found = (ecr.clone(), Arc::new(EcrCredentials::new(ecr)));
+        ecrs.insert(role_arn, found.clone());
+        Ok(found)
     }
 }

@@ -26,10 +26,23 @@ pub const NAMESPACE: &str = "team-a";
 /// A context on a mocked API server; the registry client retries fast so failure scenarios end
 /// quickly, and never reads this machine's docker config.
 pub fn context() -> (Arc<Context>, ApiServerVerifier) {
+    context_with(AwsSettings::default(), None)
+}
+
+/// [`context`] with AWS reached as `aws` says and ECR hosts' registry API at
+/// `ecr_registry_url` (a stand-in's registry).
+pub fn context_with(
+    aws: AwsSettings,
+    ecr_registry_url: Option<String>,
+) -> (Arc<Context>, ApiServerVerifier) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, NAMESPACE);
     let metrics = Arc::new(Metrics::default());
-    let base = ferry_registry::Client::builder()
+    let mut builder = ferry_registry::Client::builder();
+    if let Some(url) = ecr_registry_url {
+        builder = builder.ecr_registry_url(url);
+    }
+    let base = builder
         .docker_config(false)
         .retry(RetryPolicy {
             max_attempts: 2,
@@ -40,7 +53,7 @@ pub fn context() -> (Arc<Context>, ApiServerVerifier) {
         .observer(metrics.clone())
         .build()
         .expect("a registry client");
-    let engine = Engine::new(base, 4, 2, AwsSettings::default());
+    let engine = Engine::new(base, 4, 2, aws);
     let ctx = Arc::new(Context::new(client, engine, metrics));
     (ctx, ApiServerVerifier(handle))
 }

@@ -38,6 +38,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         AwsSettings {
             region: args.region.clone(),
             endpoint_url: None,
+            credentials: None,
         },
     );
     let client = kube::Client::try_default()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ferry_registry::mirror::time::parse_rfc3339;
-use ferry_testkit::{FaultProxy, ImageSpec, TestRegistry, sha256_digest, skopeo};
+use ferry_testkit::{EcrStandIn, FaultProxy, ImageSpec, TestRegistry, sha256_digest, skopeo};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher;
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::context::{Context, backoff};
 use crate::controller::{self, error_policy, mirrors_using, reconcile};
 use crate::crd::{EcrImageMirror, MirrorStatus};
+use crate::engine::AwsSettings;
 use crate::error::Error;
 use crate::fixtures::{self, ApiServerVerifier, condition};
 
@@ -365,6 +366,54 @@ async fn secret_credentials_reach_a_basic_auth_source_and_a_missing_secret_is_a_
     assert_eq!(tag(&status, "1.0")["digest"], digest.as_str());
     assert_eq!(status["secretVersion"], "7");
     assert_eq!(event["reason"], "TagsSynced");
+    api.no_more_requests(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn ecr_destinations_get_their_repositories_and_share_one_token() {
+    let src = TestRegistry::anonymous().await.unwrap();
+    let digest = pushed(&src, "1.0", 21, None).await;
+    let ecr = EcrStandIn::start().await.unwrap();
+    let aws = AwsSettings {
+        region: Some(ecr.region().to_string()),
+        endpoint_url: Some(ecr.api_url()),
+        credentials: Some(aws_credential_types::Credentials::new(
+            "testing", "testing", None, None, "test",
+        )),
+    };
+    let (ctx, mut api) = fixtures::context_with(aws, Some(ecr.registry_url()));
+    for name in ["one", "two"] {
+        let mirror = fixtures::mirror(
+            name,
+            &format!(
+                "source: {{image: \"{}/app\", tags: [\"1.0\"], referrers: false}}\n\
+                 destination: {{registry: \"{}\", repository: mirror/{name}}}\n",
+                src.host(),
+                ecr.ecr_host()
+            ),
+        );
+        let (status, _, result) = reconciled_with_event(&mut api, &ctx, Arc::new(mirror)).await;
+        result.unwrap();
+        assert_ready(&status, "True", "Synced");
+        assert_eq!(
+            status["repositoryUri"],
+            format!("{}/mirror/{name}", ecr.ecr_host())
+        );
+        assert_eq!(tag(&status, "1.0")["digest"], digest.as_str());
+    }
+    assert_eq!(
+        ecr.api_call_count("CreateRepository"),
+        2,
+        "{:?}",
+        ecr.api_calls()
+    );
+    assert_eq!(
+        ecr.token_requests(),
+        1,
+        "one login for every mirror of the role"
+    );
+    let metrics = ctx.metrics.encode().unwrap();
+    assert!(metrics.contains("action=\"CreateRepository\""), "{metrics}");
     api.no_more_requests(Duration::from_millis(200)).await;
 }
 
