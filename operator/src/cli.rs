@@ -1,5 +1,6 @@
 //! The command line: `ferry-operator run` and `ferry-operator crd`. Every `run` flag also reads
-//! an environment variable, so a Deployment can set them either way.
+//! an environment variable, so a Deployment can set them either way; the flag names are the
+//! ones charts/ferry-operator's Deployment passes.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -38,23 +39,23 @@ pub struct RunArgs {
     #[arg(long, env = "FERRY_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
     /// Blob transfers at once, shared by all mirrors.
-    #[arg(long, env = "FERRY_TRANSFERS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
-    pub transfers: u32,
+    #[arg(long, env = "FERRY_TRANSFER_BUDGET", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub transfer_budget: u32,
     /// Where /metrics, /healthz and /readyz are served.
     #[arg(long, env = "FERRY_METRICS_ADDRESS", default_value = "0.0.0.0:8080")]
     pub metrics_address: SocketAddr,
-    /// Run the controller only while holding the lease (one active replica).
-    #[arg(long, env = "FERRY_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
-    pub leader_elect: bool,
-    /// The Lease leader election holds.
+    /// Run the controller without leader election: only for a single replica.
+    #[arg(long, env = "FERRY_NO_LEADER_ELECTION")]
+    pub no_leader_election: bool,
+    /// The Lease leader election holds (only its holder runs the controller).
     #[arg(long, env = "FERRY_LEASE_NAME", default_value = "ferry-operator")]
     pub lease_name: String,
     /// The Lease's namespace; default the pod's own (POD_NAMESPACE).
     #[arg(long, env = "POD_NAMESPACE")]
     pub lease_namespace: Option<String>,
     /// After SIGTERM, how long running syncs may go on before they are cancelled.
-    #[arg(long, env = "FERRY_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_seconds)]
-    pub shutdown_grace: Duration,
+    #[arg(long, env = "FERRY_SHUTDOWN_GRACE_PERIOD", default_value = "30s", value_parser = parse_seconds)]
+    pub shutdown_grace_period: Duration,
     /// The AWS region for ECR destinations; default the SDK's (AWS_REGION, IMDS).
     #[arg(long, env = "AWS_REGION")]
     pub region: Option<String>,
@@ -79,31 +80,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_and_flags() {
+    fn defaults_and_the_flags_the_chart_passes() {
         let cli = Cli::try_parse_from(["ferry-operator", "run"]).unwrap();
         let Command::Run(args) = cli.command else {
             panic!("not run")
         };
-        assert!(args.leader_elect);
+        assert!(!args.no_leader_election);
         assert_eq!(args.metrics_address.to_string(), "0.0.0.0:8080");
-        assert_eq!(args.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(args.shutdown_grace_period, Duration::from_secs(30));
+        assert_eq!((args.concurrency, args.transfer_budget), (4, 8));
+        // As charts/ferry-operator/templates/deployment.yaml writes them.
         let cli = Cli::try_parse_from([
             "ferry-operator",
             "run",
-            "--namespace",
-            "a,b",
-            "--leader-elect",
-            "false",
-            "--shutdown-grace",
-            "2m",
+            "--metrics-address=0.0.0.0:9090",
+            "--concurrency=2",
+            "--transfer-budget=16",
+            "--shutdown-grace-period=45s",
+            "--namespace=a",
+            "--namespace=b",
+            "--no-leader-election",
         ])
         .unwrap();
         let Command::Run(args) = cli.command else {
             panic!("not run")
         };
         assert_eq!(args.namespaces, ["a", "b"]);
-        assert!(!args.leader_elect);
-        assert_eq!(args.shutdown_grace, Duration::from_secs(120));
+        assert!(args.no_leader_election);
+        assert_eq!((args.concurrency, args.transfer_budget), (2, 16));
+        assert_eq!(args.shutdown_grace_period, Duration::from_secs(45));
+        assert_eq!(args.metrics_address.port(), 9090);
         assert!(Cli::try_parse_from(["ferry-operator", "run", "--concurrency", "0"]).is_err());
+        assert!(
+            Cli::try_parse_from(["ferry-operator", "run", "--shutdown-grace-period=soon"]).is_err()
+        );
     }
 }

@@ -33,7 +33,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("cannot set up the registry client")?;
     let engine = Engine::new(
         base,
-        args.transfers as usize,
+        args.transfer_budget as usize,
         usize::from(args.concurrency),
         AwsSettings {
             region: args.region.clone(),
@@ -64,14 +64,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     tokio::spawn(shutdown::on_signal(
         stop.clone(),
         engine.cancel.clone(),
-        args.shutdown_grace,
+        args.shutdown_grace_period,
     ));
 
-    let leadership = if args.leader_elect {
+    let leadership = if !args.no_leader_election {
         let Some(namespace) = args.lease_namespace.clone() else {
             bail!(
                 "leader election needs the Lease's namespace: set POD_NAMESPACE or \
-                 --lease-namespace (or --leader-elect false)"
+                 --lease-namespace (or --no-leader-election)"
             );
         };
         let settings = LeaseSettings {
