@@ -15,7 +15,7 @@ use ferry_registry::mirror::{DEFAULT_INTERVAL, SyncOutcome, TagState, sync};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::controller::{Action, Config, Controller};
+use kube::runtime::controller::{Action, Config, Controller, Error as ControllerError};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -430,8 +430,14 @@ pub async fn run(
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "controller");
+            match result {
+                // Logged by the error policy already; a deleted object is not news.
+                Ok(_)
+                | Err(ControllerError::ReconcilerFailed(..))
+                | Err(ControllerError::ObjectNotFound(_)) => {}
+                // A watch failing (RBAC refusing a list, the API server away) is retried with
+                // backoff, but the operator is blind meanwhile: worth a warning.
+                Err(error) => tracing::warn!(%error, "controller"),
             }
         })
         .await;
