@@ -30,8 +30,14 @@ pub struct EcrImageMirrorSpec {
 }
 
 /// The source repository and the tags to copy from it.
+// The CEL rules repeat checks of `validate.rs` so that the API server refuses such a spec
+// when it is written (`kubectl apply` fails) instead of the operator reporting it later.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "(has(self.tags) && size(self.tags) > 0) || has(self.tagPolicy)",
+    "message": "give the tags to copy, a tagPolicy to choose them, or both",
+}]))]
 pub struct SourceSpec {
     /// A repository on any registry, without tag or digest (`docker.io/library/nginx`).
     pub image: String,
@@ -56,6 +62,16 @@ pub struct SourceSpec {
 /// (docs/design/tag-policy.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "(has(self.semver) ? 1 : 0) + (has(self.alphabetical) ? 1 : 0) + (has(self.numerical) ? 1 : 0) == 1",
+        "message": "give exactly one order: semver, alphabetical or numerical",
+    },
+    {
+        "rule": "!has(self.keep) || self.keep >= 1",
+        "message": "keep must be at least 1",
+    },
+]))]
 pub struct TagPolicySpec {
     /// A regular expression a tag must match to be considered; default every tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]

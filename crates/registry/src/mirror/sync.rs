@@ -121,21 +121,28 @@ pub async fn sync(
 
     // 4. Copy.
     let now = rfc3339(SystemTime::now());
-    let copies = futures::stream::iter(tags.iter().map(|tag| {
-        let last = last.tag(tag);
-        copy_tag(
-            engine,
-            &checked,
-            &destination,
-            tag,
-            last,
-            immutable.clone(),
-            &now,
-        )
-    }))
-    .buffered(TAGS_AT_ONCE)
-    .collect::<Vec<_>>()
-    .await;
+    // Collected before streaming: a lazy `map` closure over `&String` makes the sync's future
+    // fail the `Send` check of `tokio::spawn` (rustc's "FnOnce is not general enough"), which
+    // the operator's controller needs.
+    let pending: Vec<_> = tags
+        .iter()
+        .map(|tag| {
+            let last = last.tag(tag);
+            copy_tag(
+                engine,
+                &checked,
+                &destination,
+                tag,
+                last,
+                immutable.clone(),
+                &now,
+            )
+        })
+        .collect();
+    let copies = futures::stream::iter(pending)
+        .buffered(TAGS_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await;
     let moved: Vec<String> = copies
         .iter()
         .filter(|(_, moved)| *moved)
