@@ -27,11 +27,11 @@ pub mod wan_registry;
 
 pub use ecr::EcrStandIn;
 pub use engine_export::{ContainerdEngine, write_containerd_export};
-pub use kube::{KubeApi, KubeApiOptions, KubeRequest};
 pub use image::{
     Artifact, Blob, BuiltImage, ImageFormat, ImageSpec, SingleImage, build, build_artifact,
     build_single,
 };
+pub use kube::{KubeApi, KubeApiOptions, KubeRequest};
 pub use local_image::LocalImage;
 pub use moto::MotoServer;
 pub use proxy::{Fault, FaultAction, FaultProxy, Recorded};

@@ -27,7 +27,10 @@ pub fn scope(ty: &ResourceType, subresource: Option<&str>, config: &Value) -> Va
     if let Some(map) = scoped.as_object_mut() {
         if subresource == Some("status") {
             map.retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "status"));
-            map.insert("metadata".into(), json!({"name": config.pointer("/metadata/name")}));
+            map.insert(
+                "metadata".into(),
+                json!({"name": config.pointer("/metadata/name")}),
+            );
         } else if ty.status_subresource {
             map.remove("status");
         }
@@ -46,10 +49,16 @@ pub fn apply(
     force: bool,
 ) -> Result<(Value, FieldOwner), ApiError> {
     let Some(map) = config.as_object() else {
-        return Err(ApiError::bad_request("the apply configuration must be an object"));
+        return Err(ApiError::bad_request(
+            "the apply configuration must be an object",
+        ));
     };
     for required in ["apiVersion", "kind"] {
-        if map.get(required).and_then(Value::as_str).is_none_or(str::is_empty) {
+        if map
+            .get(required)
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             return Err(ApiError::bad_request(format!(
                 "invalid object type: the apply configuration of {} {name:?} has no {required}",
                 ty.group_resource()
@@ -157,10 +166,15 @@ mod tests {
         builtins()
             .into_iter()
             .find(|t| t.plural == "configmaps")
-            .unwrap()
+            .expect("configmaps are built in")
     }
 
-    fn applied(config: &Value, old: Option<&Value>, manager: &str, force: bool) -> Result<Value, ApiError> {
+    fn applied(
+        config: &Value,
+        old: Option<&Value>,
+        manager: &str,
+        force: bool,
+    ) -> Result<Value, ApiError> {
         let (mut new, owner) = apply(&cm(), "c", old, config, manager, None, force)?;
         managed::record(&mut new, old, &owner, "v1");
         Ok(new)
@@ -170,13 +184,13 @@ mod tests {
     fn reapply_removes_fields_the_manager_dropped_but_keeps_others() {
         let first = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
                            "data": {"a": "1", "b": "2"}});
-        let v1 = applied(&first, None, "me", false).unwrap();
+        let v1 = applied(&first, None, "me", false).expect("first apply");
         let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
                            "data": {"z": "9"}});
-        let v2 = applied(&other, Some(&v1), "you", false).unwrap();
+        let v2 = applied(&other, Some(&v1), "you", false).expect("apply by another manager");
         let second = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
                             "data": {"a": "1"}});
-        let v3 = applied(&second, Some(&v2), "me", false).unwrap();
+        let v3 = applied(&second, Some(&v2), "me", false).expect("first apply");
         assert_eq!(v3["data"], json!({"a": "1", "z": "9"}));
     }
 
@@ -184,13 +198,17 @@ mod tests {
     fn changing_another_managers_field_conflicts_unless_forced() {
         let mine = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
                           "data": {"a": "1"}});
-        let v1 = applied(&mine, None, "me", false).unwrap();
+        let v1 = applied(&mine, None, "me", false).expect("first apply");
         let theirs = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
                             "data": {"a": "2"}});
-        let err = applied(&theirs, Some(&v1), "you", false).unwrap_err();
+        let err = applied(&theirs, Some(&v1), "you", false).expect_err("conflict");
         assert_eq!(err.code, 409);
-        assert!(err.message.contains("conflict with \"me\": .data.a"), "{}", err.message);
-        let forced = applied(&theirs, Some(&v1), "you", true).unwrap();
+        assert!(
+            err.message.contains("conflict with \"me\": .data.a"),
+            "{}",
+            err.message
+        );
+        let forced = applied(&theirs, Some(&v1), "you", true).expect("forced apply");
         assert_eq!(forced["data"]["a"], "2");
     }
 }

@@ -125,3 +125,77 @@ pub fn resource_list(types: &[ResourceType], group: &str, version: &str) -> Opti
         "resources": resources,
     }))
 }
+
+/// `group/version` paths as OpenAPI v3 names them: `api/v1`, `apis/ferry.dev/v1alpha1`.
+fn openapi_gv_paths(types: &[ResourceType]) -> Vec<String> {
+    let mut paths: Vec<String> = Vec::new();
+    for t in types {
+        let p = if t.group.is_empty() {
+            format!("api/{}", t.version)
+        } else {
+            format!("apis/{}/{}", t.group, t.version)
+        };
+        if !paths.contains(&p) {
+            paths.push(p);
+        }
+    }
+    paths
+}
+
+/// The `/openapi/v3` index. kubectl reads it (and one group version's document) only to learn
+/// that PATCH takes `fieldValidation`, so it leaves validation to the server.
+pub fn openapi_v3_root(types: &[ResourceType]) -> Value {
+    let paths: serde_json::Map<String, Value> = openapi_gv_paths(types)
+        .into_iter()
+        .map(|p| {
+            let doc = openapi_v3_doc(types, &p)
+                .map(|d| d.to_string())
+                .unwrap_or_default();
+            let hash = crate::util::sha256_digest(doc.as_bytes()).replace("sha256:", "");
+            let url = format!("/openapi/v3/{p}?hash={}", &hash[..32]);
+            (p, json!({"serverRelativeURL": url}))
+        })
+        .collect();
+    json!({"paths": paths})
+}
+
+/// A minimal OpenAPI v3 document for one group version: each resource's PATCH operation with
+/// its group-version-kind and the `fieldValidation` query parameter.
+pub fn openapi_v3_doc(types: &[ResourceType], gv_path: &str) -> Option<Value> {
+    let mut paths = serde_json::Map::new();
+    for t in types {
+        let prefix = if t.group.is_empty() {
+            format!("api/{}", t.version)
+        } else {
+            format!("apis/{}/{}", t.group, t.version)
+        };
+        if prefix != gv_path {
+            continue;
+        }
+        let path = if t.namespaced {
+            format!("/{prefix}/namespaces/{{namespace}}/{}/{{name}}", t.plural)
+        } else {
+            format!("/{prefix}/{}/{{name}}", t.plural)
+        };
+        let param = |name: &str| json!({"name": name, "in": "query", "schema": {"type": "string"}});
+        paths.insert(
+            path,
+            json!({"patch": {
+                "operationId": format!("patch{}", t.kind),
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": {"group": t.group, "version": t.version, "kind": t.kind},
+                "parameters": [param("dryRun"), param("fieldManager"), param("fieldValidation"), param("force")],
+                "responses": {"200": {"description": "OK"}},
+            }}),
+        );
+    }
+    if paths.is_empty() {
+        return None;
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes (ferry-testkit stand-in)", "version": "v1.32.4"},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }))
+}

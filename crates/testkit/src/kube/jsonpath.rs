@@ -119,12 +119,23 @@ mod tests {
         let obj = json!({"spec": {"source": {"image": "a:1"}, "tags": ["x", "y"]},
             "status": {"conditions": [{"type": "Synced", "status": "False"},
                                       {"type": "Ready", "status": "True"}]}});
-        let one = |p: &str| find(&obj, p).unwrap().first().map(|v| (*v).clone());
+        let one = |p: &str| {
+            find(&obj, p)
+                .expect("valid path")
+                .first()
+                .map(|v| (*v).clone())
+        };
         assert_eq!(one(".spec.source.image"), Some(json!("a:1")));
-        assert_eq!(one(r#".status.conditions[?(@.type=="Ready")].status"#), Some(json!("True")));
-        assert_eq!(one(".status.conditions[?(@.type=='Synced')].status"), Some(json!("False")));
+        assert_eq!(
+            one(r#".status.conditions[?(@.type=="Ready")].status"#),
+            Some(json!("True"))
+        );
+        assert_eq!(
+            one(".status.conditions[?(@.type=='Synced')].status"),
+            Some(json!("False"))
+        );
         assert_eq!(one(".spec.tags[-1]"), Some(json!("y")));
-        assert_eq!(find(&obj, ".spec.tags[*]").unwrap().len(), 2);
+        assert_eq!(find(&obj, ".spec.tags[*]").expect("valid path").len(), 2);
         assert_eq!(one(".spec.missing"), None);
         assert!(find(&obj, ".spec[").is_err());
     }

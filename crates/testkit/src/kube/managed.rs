@@ -147,9 +147,10 @@ pub fn from_fields_v1(fields: &Value) -> BTreeSet<Path> {
             .as_object()
             .map(|m| m.iter().filter(|(k, _)| k.starts_with("f:")).collect())
             .unwrap_or_default();
-        let has_items = node
-            .as_object()
-            .is_some_and(|m| m.keys().any(|k| k.starts_with("k:") || k.starts_with("v:") || k.starts_with("i:")));
+        let has_items = node.as_object().is_some_and(|m| {
+            m.keys()
+                .any(|k| k.starts_with("k:") || k.starts_with("v:") || k.starts_with("i:"))
+        });
         if children.is_empty() || has_items {
             if !path.is_empty() {
                 out.insert(path.clone());
@@ -300,7 +301,13 @@ mod tests {
                 .map(|e| from_fields_v1(&e["fieldsV1"]))
                 .unwrap_or_default()
         };
-        assert_eq!(by("a"), BTreeSet::from([vec!["spec".to_string(), "y".to_string()]]));
-        assert_eq!(by("b"), BTreeSet::from([vec!["spec".to_string(), "x".to_string()]]));
+        assert_eq!(
+            by("a"),
+            BTreeSet::from([vec!["spec".to_string(), "y".to_string()]])
+        );
+        assert_eq!(
+            by("b"),
+            BTreeSet::from([vec!["spec".to_string(), "x".to_string()]])
+        );
     }
 }

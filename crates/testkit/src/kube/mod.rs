@@ -12,11 +12,13 @@ mod jsonpath;
 mod log;
 mod managed;
 mod patch;
+mod protobuf;
 mod resources;
 mod selector;
 mod server;
 mod status;
 mod store;
+mod strategy;
 mod table;
 mod watch;
 
@@ -30,7 +32,7 @@ use serde_json::Value;
 
 pub use log::KubeRequest;
 
-use crate::server::{self as http, BoxError, ServerTask};
+use crate::server::{self as http, ServerTask};
 use server::State;
 
 /// Settings of a [`KubeApi`]; `Default` suits tests.
@@ -38,7 +40,8 @@ use server::State;
 pub struct KubeApiOptions {
     /// Fixed port on 127.0.0.1; `None` picks a free one.
     pub port: Option<u16>,
-    /// The bearer token clients must send.
+    /// The bearer token in the kubeconfig. Requests with another credential get 401; requests
+    /// without one are let through, as kubectl sends no token over plain HTTP.
     pub token: String,
     /// How often watches with `allowWatchBookmarks=true` get a BOOKMARK.
     pub bookmark_interval: Duration,
@@ -86,7 +89,7 @@ impl KubeApi {
         let handler_state = state.clone();
         let server = http::spawn(listener, move |req| {
             let state = handler_state.clone();
-            async move { server::handle(state, req).await.map_err(BoxError::from) }
+            async move { server::handle(state, req).await }
         });
         Ok(KubeApi {
             addr,

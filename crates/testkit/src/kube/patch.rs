@@ -18,10 +18,7 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
         if value.is_null() {
             target_map.remove(key);
         } else {
-            merge_patch(
-                target_map.entry(key.clone()).or_insert(Value::Null),
-                value,
-            );
+            merge_patch(target_map.entry(key.clone()).or_insert(Value::Null), value);
         }
     }
 }
@@ -169,9 +166,12 @@ mod tests {
                 {"op": "add", "path": "/metadata/finalizers/-", "value": "c"},
             ]),
         )
-        .unwrap();
+        .expect("patch applies");
         assert_eq!(t, json!({"metadata": {"finalizers": ["b", "c"]}}));
-        let err = json_patch(&mut t, &json!([{"op": "test", "path": "/metadata/finalizers/0", "value": "z"}]));
-        assert!(err.unwrap_err().contains("test failed"));
+        let err = json_patch(
+            &mut t,
+            &json!([{"op": "test", "path": "/metadata/finalizers/0", "value": "z"}]),
+        );
+        assert!(err.expect_err("failed test op").contains("test failed"));
     }
 }

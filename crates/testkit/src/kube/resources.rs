@@ -192,14 +192,24 @@ pub fn from_crd(crd: &Value) -> Result<Vec<ResourceType>, String> {
         .get("versions")
         .and_then(Value::as_array)
         .filter(|v| !v.is_empty())
-        .ok_or("spec.versions: Invalid value: must have exactly one version marked as storage version")?;
+        .ok_or(
+            "spec.versions: Invalid value: must have exactly one version marked as storage version",
+        )?;
     let mut types = Vec::new();
     for version in versions {
-        let version_name = str_at(version, "name").map_err(|e| e.replace("spec.", "spec.versions[]."))?;
-        if !version.get("served").and_then(Value::as_bool).unwrap_or(false) {
+        let version_name =
+            str_at(version, "name").map_err(|e| e.replace("spec.", "spec.versions[]."))?;
+        if !version
+            .get("served")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+        {
             continue;
         }
-        let columns = match version.get("additionalPrinterColumns").and_then(Value::as_array) {
+        let columns = match version
+            .get("additionalPrinterColumns")
+            .and_then(Value::as_array)
+        {
             Some(cols) => cols.iter().map(printer_column).collect::<Result<_, _>>()?,
             None => vec![PrinterColumn::age()],
         };

@@ -21,7 +21,9 @@ pub struct LabelSelector(Vec<Requirement>);
 impl LabelSelector {
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         let bad = |part: &str| {
-            ApiError::bad_request(format!("unable to parse requirement {part:?} in labelSelector {s:?}"))
+            ApiError::bad_request(format!(
+                "unable to parse requirement {part:?} in labelSelector {s:?}"
+            ))
         };
         let mut reqs = Vec::new();
         for part in split_top_level(s) {
@@ -122,7 +124,10 @@ impl FieldSelector {
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(field, equal, value)| {
             let pointer = format!("/{}", field.replace('.', "/"));
-            let actual = obj.pointer(&pointer).and_then(Value::as_str).unwrap_or_default();
+            let actual = obj
+                .pointer(&pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             (actual == value) == *equal
         })
     }
@@ -145,15 +150,34 @@ mod tests {
             ("!missing,app", true),
             ("missing", false),
         ] {
-            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&obj), expected, "{sel}");
+            assert_eq!(
+                LabelSelector::parse(sel)
+                    .expect("valid selector")
+                    .matches(&obj),
+                expected,
+                "{sel}"
+            );
         }
     }
 
     #[test]
     fn field_selector_rejects_unknown_fields() {
         let obj = json!({"metadata": {"name": "a", "namespace": "n"}});
-        assert!(FieldSelector::parse("metadata.name=a").unwrap().matches(&obj));
-        assert!(!FieldSelector::parse("metadata.namespace!=n").unwrap().matches(&obj));
-        assert_eq!(FieldSelector::parse("spec.x=1").unwrap_err().code, 400);
+        assert!(
+            FieldSelector::parse("metadata.name=a")
+                .expect("valid selector")
+                .matches(&obj)
+        );
+        assert!(
+            !FieldSelector::parse("metadata.namespace!=n")
+                .expect("valid selector")
+                .matches(&obj)
+        );
+        assert_eq!(
+            FieldSelector::parse("spec.x=1")
+                .expect_err("unsupported field")
+                .code,
+            400
+        );
     }
 }

@@ -16,6 +16,7 @@ use super::discovery;
 use super::log::KubeRequest;
 use super::managed::FieldOwner;
 use super::patch;
+use super::protobuf;
 use super::resources::ResourceType;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
@@ -58,11 +59,10 @@ struct Route {
 
 pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, BoxError> {
     let path = req.uri().path().to_string();
-    let query: HashMap<String, String> = url::form_urlencoded::parse(
-        req.uri().query().unwrap_or_default().as_bytes(),
-    )
-    .into_owned()
-    .collect();
+    let query: HashMap<String, String> =
+        url::form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
     let header = |name: &str| {
         req.headers()
             .get(name)
@@ -70,8 +70,11 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Respons
             .unwrap_or_default()
             .to_string()
     };
-    let (accept, content_type, user_agent) =
-        (header("accept"), header("content-type"), header("user-agent"));
+    let (accept, content_type, user_agent) = (
+        header("accept"),
+        header("content-type"),
+        header("user-agent"),
+    );
     let mut entry = KubeRequest {
         verb: "get".into(),
         group: String::new(),
@@ -84,7 +87,10 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Respons
         path: path.clone(),
         user_agent: (!user_agent.is_empty()).then(|| user_agent.clone()),
     };
-    if header("authorization") != format!("Bearer {}", state.token) {
+    // kubectl (client-go) withholds bearer tokens over plain HTTP, so only a wrong
+    // credential is refused, not a missing one.
+    let authorization = header("authorization");
+    if !authorization.is_empty() && authorization != format!("Bearer {}", state.token) {
         entry.status = 401;
         state.record(entry);
         return Ok(error(&ApiError::unauthorized()));
@@ -205,6 +211,8 @@ fn non_resource(state: &State, path: &str) -> Response<Body> {
         ["apis"] => Some(discovery::group_list(types)),
         ["apis", g] => discovery::group(types, g),
         ["apis", g, v] => discovery::resource_list(types, g, v),
+        ["openapi", "v3"] => Some(discovery::openapi_v3_root(types)),
+        ["openapi", "v3", gv @ ..] => discovery::openapi_v3_doc(types, &gv.join("/")),
         ["healthz" | "livez" | "readyz"] => {
             return plain(200, "ok");
         }
@@ -231,10 +239,9 @@ impl Ctx<'_> {
     }
 
     fn name(&self) -> Result<&str, ApiError> {
-        self.route
-            .name
-            .as_deref()
-            .ok_or_else(|| ApiError::method_not_allowed("this verb needs an object name in the path"))
+        self.route.name.as_deref().ok_or_else(|| {
+            ApiError::method_not_allowed("this verb needs an object name in the path")
+        })
     }
 
     fn sub(&self) -> Option<&str> {
@@ -282,7 +289,10 @@ impl Ctx<'_> {
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str)
                 .map(str::to_string);
-            json_response(code, &table::table(&self.route.ty, std::slice::from_ref(obj), rv))
+            json_response(
+                code,
+                &table::table(&self.route.ty, std::slice::from_ref(obj), rv),
+            )
         } else if table::wants_metadata(&self.accept) {
             json_response(code, &table::partial_metadata(obj))
         } else {
@@ -299,7 +309,10 @@ impl Ctx<'_> {
     }
 
     fn get(&self) -> Result<Response<Body>, ApiError> {
-        let obj = self.state.store().get(&self.route.ty, self.ns(), self.name()?)?;
+        let obj = self
+            .state
+            .store()
+            .get(&self.route.ty, self.ns(), self.name()?)?;
         Ok(self.respond(200, &obj))
     }
 
@@ -307,7 +320,10 @@ impl Ctx<'_> {
         let (labels, fields) = self.selectors()?;
         let (items, rv) = {
             let store = self.state.store();
-            (store.list(&self.route.ty, self.ns()), store.resource_version())
+            (
+                store.list(&self.route.ty, self.ns()),
+                store.resource_version(),
+            )
         };
         let items: Vec<Value> = items
             .into_iter()
@@ -376,7 +392,9 @@ impl Ctx<'_> {
 
     fn create(&self, body: &Bytes) -> Result<Response<Body>, ApiError> {
         if self.route.name.is_some() {
-            return Err(ApiError::method_not_allowed("POST goes to the collection, not an object"));
+            return Err(ApiError::method_not_allowed(
+                "POST goes to the collection, not an object",
+            ));
         }
         let obj = parse_json(body)?;
         let owner = FieldOwner::update(&self.manager(), None);
@@ -402,7 +420,12 @@ impl Ctx<'_> {
     }
 
     fn patch(&self, body: &Bytes) -> Result<Response<Body>, ApiError> {
-        let media = self.content_type.split(';').next().unwrap_or_default().trim();
+        let media = self
+            .content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim();
         let (ty, ns, name, sub) = (&self.route.ty, self.ns(), self.name()?, self.sub());
         let mut store = self.state.store();
         if media == "application/apply-patch+yaml" {
@@ -411,7 +434,10 @@ impl Ctx<'_> {
                     "PATCH, application/apply-patch+yaml requires fieldManager parameter",
                 ));
             };
-            let force = matches!(self.query.get("force").map(String::as_str), Some("true" | "1"));
+            let force = matches!(
+                self.query.get("force").map(String::as_str),
+                Some("true" | "1")
+            );
             let config = apply::parse_config(body)?;
             if let Some(n) = config.pointer("/metadata/name").and_then(Value::as_str)
                 && n != name
@@ -481,8 +507,14 @@ impl Ctx<'_> {
             if !(labels.matches(&obj) && fields.matches(&obj)) {
                 continue;
             }
-            let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
-            let obj_ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+            let name = obj["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let obj_ns = obj
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             deleted.push(store.delete(ty, obj_ns.as_deref(), &name)?);
         }
         let list = json!({
@@ -496,6 +528,11 @@ impl Ctx<'_> {
 }
 
 fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+    if protobuf::is_protobuf(body) {
+        return protobuf::decode(body).map_err(|e| {
+            ApiError::bad_request(format!("cannot decode the protobuf request body: {e}"))
+        });
+    }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
 }

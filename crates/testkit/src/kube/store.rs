@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 use super::managed::{self, FieldOwner};
 use super::resources::{self, ResourceType};
 use super::status::ApiError;
+use super::strategy::{self, finalizers_empty, is_deleting};
 use crate::util::{rfc3339, unix_now};
 
 /// One change, as a watch sends it.
@@ -24,6 +25,9 @@ pub struct Event {
     pub namespace: String,
     pub object: Value,
 }
+
+/// Missed events to replay, and the live ones after them.
+pub type Replay = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
 
 /// `(group, plural)`: objects are shared by every version of a resource.
 type TypeKey = (String, String);
@@ -107,7 +111,9 @@ impl Store {
         owner: Option<FieldOwner>,
     ) -> Result<Value, ApiError> {
         let Some(map) = obj.as_object_mut() else {
-            return Err(ApiError::bad_request("the request body must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
         };
         check_kind(ty, map)?;
         map.insert("apiVersion".into(), ty.api_version().into());
@@ -154,7 +160,7 @@ impl Store {
         } else {
             meta.remove("generation");
         }
-        self.builtin_defaults(ty, &mut obj, None)?;
+        strategy::prepare(&mut self.types, ty, &mut obj, None)?;
         if let Some(owner) = owner {
             managed::record(&mut obj, None, &owner, &ty.api_version());
         }
@@ -182,7 +188,9 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let old = self.raw(ty, ns, name)?.clone();
         let Some(map) = new.as_object_mut() else {
-            return Err(ApiError::bad_request("the request body must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
         };
         check_kind(ty, map)?;
         let meta = metadata_mut(map);
@@ -199,7 +207,10 @@ impl Store {
         }
         if let Some(rv) = meta.get("resourceVersion").and_then(Value::as_str)
             && !rv.is_empty()
-            && Some(rv) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+            && Some(rv)
+                != old
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
         {
             return Err(ApiError::conflict(ty, name));
         }
@@ -250,7 +261,7 @@ impl Store {
                 }
             }
         }
-        self.builtin_defaults(ty, &mut new, Some(&old))?;
+        strategy::prepare(&mut self.types, ty, &mut new, Some(&old))?;
         if let Some(owner) = owner {
             managed::record(&mut new, Some(&old), &owner, &ty.api_version());
         }
@@ -324,7 +335,7 @@ impl Store {
         ty: &ResourceType,
         ns: Option<&str>,
         rv: u64,
-    ) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), ApiError> {
+    ) -> Result<Replay, ApiError> {
         if rv < self.compacted {
             return Err(ApiError::gone(rv, self.compacted + 1));
         }
@@ -356,7 +367,12 @@ impl Store {
 
     /// Deletes for good, with what depends on the object: a namespace's contents, a CRD's
     /// resources, and objects it owns (background garbage collection).
-    fn remove(&mut self, ty: &ResourceType, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+    fn remove(
+        &mut self,
+        ty: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
         let Some(mut obj) = self
             .objects
             .get_mut(&type_key(ty))
@@ -368,17 +384,24 @@ impl Store {
         obj["metadata"]["resourceVersion"] = self.rv.to_string().into();
         self.emit("DELETED", ty, &obj);
         let mut dependents: Vec<(ResourceType, Option<String>, String)> = Vec::new();
-        let uid = obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default();
+        let uid = obj
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if ty.group.is_empty() && ty.plural == "namespaces" {
             self.collect(&mut dependents, |t, o_ns, _| t.namespaced && o_ns == name);
-        } else if ty.plural == "customresourcedefinitions" {
-            if let Ok(defined) = resources::from_crd(&obj) {
-                if let Some(first) = defined.first() {
-                    let (g, p) = (first.group.clone(), first.plural.clone());
-                    self.collect(&mut dependents, |t, _, _| t.group == g && t.plural == p);
-                }
-                self.types.retain(|t| !defined.iter().any(|d| d.group == t.group && d.plural == t.plural && t.custom));
+        } else if ty.plural == "customresourcedefinitions"
+            && let Ok(defined) = resources::from_crd(&obj)
+        {
+            if let Some(first) = defined.first() {
+                let (g, p) = (first.group.clone(), first.plural.clone());
+                self.collect(&mut dependents, |t, _, _| t.group == g && t.plural == p);
             }
+            self.types.retain(|t| {
+                !defined
+                    .iter()
+                    .any(|d| d.group == t.group && d.plural == t.plural && t.custom)
+            });
         }
         self.collect(&mut dependents, |_, _, o| {
             o.pointer("/metadata/ownerReferences")
@@ -398,7 +421,10 @@ impl Store {
         pred: impl Fn(&ResourceType, &str, &Value) -> bool,
     ) {
         for ((group, plural), objs) in &self.objects {
-            let Some(ty) = self.types.iter().find(|t| &t.group == group && &t.plural == plural)
+            let Some(ty) = self
+                .types
+                .iter()
+                .find(|t| &t.group == group && &t.plural == plural)
             else {
                 continue;
             };
@@ -422,7 +448,10 @@ impl Store {
         if !ty.namespaced {
             return Ok(None);
         }
-        let body_ns = meta.get("namespace").and_then(Value::as_str).filter(|s| !s.is_empty());
+        let body_ns = meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty());
         let ns = match (url_ns, body_ns) {
             (Some(u), Some(b)) if u != b => {
                 return Err(ApiError::bad_request(
@@ -446,65 +475,6 @@ impl Store {
             });
         }
         Ok(Some(ns.to_string()))
-    }
-
-    /// What the real server's strategies add: a namespace's phase, a CRD's accepted names and
-    /// conditions (and the types it serves from now on).
-    fn builtin_defaults(
-        &mut self,
-        ty: &ResourceType,
-        obj: &mut Value,
-        old: Option<&Value>,
-    ) -> Result<(), ApiError> {
-        if ty.custom {
-            return Ok(());
-        }
-        if ty.group.is_empty() && ty.plural == "namespaces" {
-            obj["spec"]["finalizers"] = json!(["kubernetes"]);
-            let phase = if is_deleting(obj) { "Terminating" } else { "Active" };
-            obj["status"] = json!({"phase": phase});
-        } else if ty.plural == "customresourcedefinitions" {
-            let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-            let defined = resources::from_crd(obj).map_err(|e| ApiError::invalid(ty, name, e))?;
-            if let Some(old) = old
-                && old.pointer("/spec/group") != obj.pointer("/spec/group")
-            {
-                return Err(ApiError::invalid(ty, name, "spec.group: field is immutable"));
-            }
-            let stored: Vec<Value> = obj
-                .pointer("/spec/versions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|v| v["storage"] == true)
-                .map(|v| v["name"].clone())
-                .collect();
-            let now = rfc3339(unix_now());
-            let condition = |type_: &str, reason: &str, message: &str| {
-                json!({"type": type_, "status": "True", "reason": reason, "message": message,
-                       "lastTransitionTime": now})
-            };
-            obj["status"] = json!({
-                "acceptedNames": obj["spec"]["names"].clone(),
-                "storedVersions": stored,
-                "conditions": [
-                    condition("NamesAccepted", "NoConflicts", "no conflicts found for the names"),
-                    condition("Established", "InitialNamesAccepted", "the initial names have been accepted"),
-                ],
-            });
-            if let Some(old) = old {
-                // Keep the transition times of conditions that did not change.
-                if old.pointer("/status/conditions") .is_some() {
-                    obj["status"]["conditions"] = old["status"]["conditions"].clone();
-                }
-            }
-            if let Some(first) = defined.first() {
-                let (g, p) = (first.group.clone(), first.plural.clone());
-                self.types.retain(|t| !(t.custom && t.group == g && t.plural == p));
-            }
-            self.types.extend(defined);
-        }
-        Ok(())
     }
 
     fn emit(&mut self, type_: &'static str, ty: &ResourceType, obj: &Value) {
@@ -547,7 +517,11 @@ fn type_key(ty: &ResourceType) -> TypeKey {
 }
 
 fn obj_key(ty: &ResourceType, ns: Option<&str>, name: &str) -> ObjKey {
-    let ns = if ty.namespaced { ns.unwrap_or_default() } else { "" };
+    let ns = if ty.namespaced {
+        ns.unwrap_or_default()
+    } else {
+        ""
+    };
     (ns.to_string(), name.to_string())
 }
 
@@ -584,22 +558,19 @@ fn without_meta_and_status(obj: &Value) -> Value {
     obj
 }
 
-fn is_deleting(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp").is_some()
-}
-
-fn finalizers_empty(obj: &Value) -> bool {
-    obj.pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .is_none_or(Vec::is_empty)
-}
-
 fn new_uid() -> String {
     let mut b: [u8; 16] = rand::random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// Five characters from the alphabet the API server uses for `generateName`.

@@ -56,7 +56,10 @@ pub fn table(ty: &ResourceType, objects: &[Value], resource_version: Option<Stri
 }
 
 fn row(ty: &ResourceType, obj: &Value) -> Value {
-    let name = obj.pointer("/metadata/name").cloned().unwrap_or(Value::Null);
+    let name = obj
+        .pointer("/metadata/name")
+        .cloned()
+        .unwrap_or(Value::Null);
     let mut cells = vec![name];
     cells.extend(ty.columns.iter().map(|c| cell(c, obj)));
     json!({"cells": cells, "object": partial_metadata(obj)})
@@ -170,7 +173,10 @@ mod tests {
     #[test]
     fn parses_timestamps() {
         assert_eq!(parse_rfc3339("2023-11-14T22:13:20Z"), Some(1_700_000_000));
-        assert_eq!(parse_rfc3339("2023-11-14T23:13:20.5+01:00"), Some(1_700_000_000));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T23:13:20.5+01:00"),
+            Some(1_700_000_000)
+        );
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
 
@@ -180,6 +186,8 @@ mod tests {
             "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
         ));
         assert!(!wants_table("application/json"));
-        assert!(wants_metadata("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"));
+        assert!(wants_metadata(
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+        ));
     }
 }

@@ -64,12 +64,7 @@ pub fn start(
     let ty = ty.clone();
     let ns = ns.map(str::to_string);
     tokio::spawn(async move {
-        let watcher = Watcher {
-            ty,
-            ns,
-            params,
-            tx,
-        };
+        let watcher = Watcher { ty, ns, params, tx };
         watcher.run(initial, rx, start_rv, bookmark_interval).await;
     });
     let stream = futures::stream::unfold(body_rx, |mut rx| async move {
@@ -77,7 +72,9 @@ pub fn start(
             .await
             .map(|chunk| (Ok::<_, BoxError>(Frame::data(chunk)), rx))
     });
-    Ok(http_body_util::BodyExt::boxed_unsync(StreamBody::new(stream.boxed())))
+    Ok(http_body_util::BodyExt::boxed_unsync(StreamBody::new(
+        stream.boxed(),
+    )))
 }
 
 struct Watcher {
@@ -108,10 +105,7 @@ impl Watcher {
                 return;
             }
         }
-        let deadline = self
-            .params
-            .timeout
-            .map(|t| tokio::time::Instant::now() + t);
+        let deadline = self.params.timeout.map(|t| tokio::time::Instant::now() + t);
         let mut ticks = tokio::time::interval(bookmark_interval);
         ticks.tick().await;
         loop {
@@ -169,7 +163,8 @@ impl Watcher {
             "apiVersion": self.ty.api_version(),
             "metadata": metadata,
         });
-        self.send(json!({"type": "BOOKMARK", "object": object})).await
+        self.send(json!({"type": "BOOKMARK", "object": object}))
+            .await
     }
 
     async fn send(&self, event: Value) -> bool {

@@ -1,0 +1,162 @@
+use std::time::Duration;
+
+use ferry_testkit::{KubeApi, KubeApiOptions};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+/// What a watch stream delivered, one JSON event per line.
+async fn watch_events(resp: reqwest::Response, stop_after: usize) -> anyhow::Result<Vec<Value>> {
+    let mut events = Vec::new();
+    let mut buf = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while events.len() < stop_after {
+        let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), stream.next()).await?
+        else {
+            break;
+        };
+        buf.extend_from_slice(&chunk?);
+        while let Some(end) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=end).collect();
+            events.push(serde_json::from_slice(&line)?);
+        }
+    }
+    Ok(events)
+}
+
+/// A list, then a watch from its resourceVersion: later changes replayed in order, bookmarks
+/// that carry the resourceVersion reached, and 410 Gone once the history is compacted.
+#[tokio::test]
+async fn list_then_watch_from_resource_version_with_bookmarks() -> anyhow::Result<()> {
+    let api = KubeApi::start_with(KubeApiOptions {
+        bookmark_interval: Duration::from_millis(200),
+        ..KubeApiOptions::default()
+    })
+    .await?;
+    let http = reqwest::Client::new();
+    let cms = format!("{}/api/v1/namespaces/default/configmaps", api.url());
+
+    let list: Value = http
+        .get(&cms)
+        .bearer_auth(api.token())
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(list["kind"], "ConfigMapList");
+    assert_eq!(list["items"], json!([]));
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!rv.is_empty());
+
+    let created = http
+        .post(&cms)
+        .bearer_auth(api.token())
+        .json(&json!({"metadata": {"name": "a", "labels": {"app": "ferry"}}, "data": {"k": "v"}}))
+        .send()
+        .await?;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await?;
+    let dup = http
+        .post(&cms)
+        .bearer_auth(api.token())
+        .json(&json!({"metadata": {"name": "a"}}))
+        .send()
+        .await?;
+    assert_eq!(dup.status(), 409);
+    let status: Value = dup.json().await?;
+    assert_eq!(
+        (status["kind"].as_str(), status["reason"].as_str()),
+        (Some("Status"), Some("AlreadyExists"))
+    );
+
+    // An update carrying a stale resourceVersion loses.
+    let mut stale = created.clone();
+    stale["metadata"]["resourceVersion"] = rv.clone().into();
+    let conflict = http
+        .put(format!("{cms}/a"))
+        .bearer_auth(api.token())
+        .json(&stale)
+        .send()
+        .await?;
+    assert_eq!(conflict.status(), 409);
+    assert_eq!(conflict.json::<Value>().await?["reason"], "Conflict");
+    let patched: Value = http
+        .patch(format!("{cms}/a"))
+        .bearer_auth(api.token())
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"data":{"k":"w"}}"#)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(patched["data"]["k"], "w");
+
+    let resp = http
+        .get(format!("{cms}?watch=true&resourceVersion={rv}&allowWatchBookmarks=true&labelSelector=app%3Dferry&timeoutSeconds=5"))
+        .bearer_auth(api.token())
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    let events = watch_events(resp, 3).await?;
+    let types: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(types, ["ADDED", "MODIFIED", "BOOKMARK"], "{events:?}");
+    assert_eq!(events[0]["object"]["data"]["k"], "v");
+    assert_eq!(events[1]["object"]["data"]["k"], "w");
+    assert_eq!(events[2]["object"]["kind"], "ConfigMap");
+    assert_eq!(
+        events[2]["object"]["metadata"]["resourceVersion"],
+        patched["metadata"]["resourceVersion"]
+    );
+
+    // timeoutSeconds ends the stream.
+    let started = std::time::Instant::now();
+    let resp = http
+        .get(format!(
+            "{cms}?watch=1&resourceVersion={}&timeoutSeconds=1",
+            api.resource_version()
+        ))
+        .bearer_auth(api.token())
+        .send()
+        .await?;
+    let rest = tokio::time::timeout(Duration::from_secs(5), resp.bytes()).await??;
+    assert!(rest.is_empty());
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    api.compact();
+    let gone = http
+        .get(format!("{cms}?watch=true&resourceVersion={rv}"))
+        .bearer_auth(api.token())
+        .send()
+        .await?;
+    assert_eq!(gone.status(), 410);
+    assert_eq!(gone.json::<Value>().await?["reason"], "Expired");
+
+    let log = api.requests();
+    let verbs: Vec<&str> = log.iter().map(|r| r.verb.as_str()).collect();
+    assert_eq!(
+        verbs,
+        [
+            "list", "create", "create", "update", "patch", "watch", "watch", "watch"
+        ]
+    );
+    assert_eq!(
+        log[5].rbac(),
+        ("watch", "", "configmaps", None, Some("default"))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn requests_with_a_wrong_token_are_unauthorized() -> anyhow::Result<()> {
+    let api = KubeApi::start().await?;
+    let resp = reqwest::Client::new()
+        .get(format!("{}/api/v1/namespaces", api.url()))
+        .bearer_auth("not-the-token")
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.json::<Value>().await?["reason"], "Unauthorized");
+    Ok(())
+}
