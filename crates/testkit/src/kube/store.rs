@@ -24,6 +24,9 @@ pub struct Event {
     pub plural: String,
     pub namespace: String,
     pub object: Value,
+    /// For MODIFIED: the object before, so a watch with a selector can tell an object that
+    /// stopped matching (DELETED for that watch) from one that started to (ADDED).
+    pub previous: Option<Value>,
 }
 
 /// Missed events to replay, and the live ones after them.
@@ -170,7 +173,7 @@ impl Store {
             .entry(type_key(ty))
             .or_default()
             .insert(key, obj.clone());
-        self.emit("ADDED", ty, &obj);
+        self.emit("ADDED", ty, &obj, None);
         Ok(served(ty, &obj))
     }
 
@@ -281,7 +284,7 @@ impl Store {
         new["metadata"]["resourceVersion"] = self.rv.to_string().into();
         let finalized = is_deleting(&new) && finalizers_empty(&new);
         self.put(ty, ns, name, new.clone());
-        self.emit("MODIFIED", ty, &new);
+        self.emit("MODIFIED", ty, &new, Some(old));
         if finalized {
             self.remove(ty, ns, name)?;
         }
@@ -315,7 +318,7 @@ impl Store {
         self.rv += 1;
         new["metadata"]["resourceVersion"] = self.rv.to_string().into();
         self.put(ty, ns, name, new.clone());
-        self.emit("MODIFIED", ty, &new);
+        self.emit("MODIFIED", ty, &new, Some(old));
         Ok(served(ty, &new))
     }
 
@@ -382,7 +385,7 @@ impl Store {
         };
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = self.rv.to_string().into();
-        self.emit("DELETED", ty, &obj);
+        self.emit("DELETED", ty, &obj, None);
         let mut dependents: Vec<(ResourceType, Option<String>, String)> = Vec::new();
         let uid = obj
             .pointer("/metadata/uid")
@@ -477,7 +480,13 @@ impl Store {
         Ok(Some(ns.to_string()))
     }
 
-    fn emit(&mut self, type_: &'static str, ty: &ResourceType, obj: &Value) {
+    fn emit(
+        &mut self,
+        type_: &'static str,
+        ty: &ResourceType,
+        obj: &Value,
+        previous: Option<Value>,
+    ) {
         let event = Arc::new(Event {
             rv: self.rv,
             type_,
@@ -489,6 +498,7 @@ impl Store {
                 .unwrap_or_default()
                 .to_string(),
             object: obj.clone(),
+            previous,
         });
         self.history.push_back(event.clone());
         while self.history.len() > self.history_limit {

@@ -49,13 +49,25 @@ pub fn start(
         match params.resource_version {
             Some(rv) if !params.send_initial_events => {
                 let (replay, rx) = store.watch_from(ty, ns, rv)?;
-                let replay: Vec<(&'static str, Value)> =
-                    replay.iter().map(|e| (e.type_, e.object.clone())).collect();
+                let replay: Vec<Arc<Event>> = replay;
                 (replay, rx, current)
             }
             _ => {
-                let objs = store.list(ty, ns);
-                let added = objs.into_iter().map(|o| ("ADDED", o)).collect();
+                let added = store
+                    .list(ty, ns)
+                    .into_iter()
+                    .map(|object| {
+                        Arc::new(Event {
+                            rv: current,
+                            type_: "ADDED",
+                            group: ty.group.clone(),
+                            plural: ty.plural.clone(),
+                            namespace: String::new(),
+                            object,
+                            previous: None,
+                        })
+                    })
+                    .collect();
                 (added, store.subscribe(), current)
             }
         }
@@ -87,13 +99,13 @@ struct Watcher {
 impl Watcher {
     async fn run(
         self,
-        initial: Vec<(&'static str, Value)>,
+        initial: Vec<Arc<Event>>,
         mut rx: broadcast::Receiver<Arc<Event>>,
         start_rv: u64,
         bookmark_interval: Duration,
     ) {
-        for (type_, obj) in initial {
-            if !self.send_object(type_, &obj).await {
+        for event in initial {
+            if !self.send_event(&event).await {
                 return;
             }
         }
@@ -117,7 +129,7 @@ impl Watcher {
                         }
                         seen = event.rv;
                         if matches_event(&self.ty, self.ns.as_deref(), &event)
-                            && !self.send_object(event.type_, &event.object).await
+                            && !self.send_event(&event).await
                         {
                             return;
                         }
@@ -137,12 +149,20 @@ impl Watcher {
         }
     }
 
-    async fn send_object(&self, type_: &str, obj: &Value) -> bool {
+    /// Sends `event` as this watch's selectors see it: a modification that moves an object
+    /// out of the selection is a deletion, into it an addition.
+    async fn send_event(&self, event: &Event) -> bool {
         let p = &self.params;
-        if !p.labels.matches(obj) || !p.fields.matches(obj) {
-            return true;
-        }
-        let obj = served(&self.ty, obj);
+        let selected = |o: &Value| p.labels.matches(o) && p.fields.matches(o);
+        let now = selected(&event.object);
+        let before = event.previous.as_ref().map(selected);
+        let type_ = match (event.type_, before, now) {
+            ("MODIFIED", Some(false), true) => "ADDED",
+            ("MODIFIED", Some(true), false) => "DELETED",
+            (t, _, true) => t,
+            _ => return true,
+        };
+        let obj = served(&self.ty, &event.object);
         let object = if p.table {
             table::table(&self.ty, std::slice::from_ref(&obj), None)
         } else if p.metadata_only {

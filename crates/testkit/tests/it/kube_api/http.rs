@@ -160,3 +160,47 @@ async fn requests_with_a_wrong_token_are_unauthorized() -> anyhow::Result<()> {
     assert_eq!(resp.json::<Value>().await?["reason"], "Unauthorized");
     Ok(())
 }
+
+/// A watch with a label selector sees an object that gains the label as ADDED and one that
+/// loses it as DELETED, as reflectors filtering by label expect.
+#[tokio::test]
+async fn selector_watch_sees_objects_enter_and_leave() -> anyhow::Result<()> {
+    let api = KubeApi::start().await?;
+    let http = reqwest::Client::new();
+    let cms = format!("{}/api/v1/namespaces/default/configmaps", api.url());
+    let created = http
+        .post(&cms)
+        .bearer_auth(api.token())
+        .json(&json!({"metadata": {"name": "b", "labels": {"app": "other"}}}))
+        .send()
+        .await?;
+    assert_eq!(created.status(), 201);
+    let watch = http
+        .get(format!(
+            "{cms}?watch=true&resourceVersion={}&labelSelector=app%3Dferry",
+            api.resource_version()
+        ))
+        .bearer_auth(api.token())
+        .send()
+        .await?;
+    for label in ["ferry", "other"] {
+        let resp = http
+            .patch(format!("{cms}/b"))
+            .bearer_auth(api.token())
+            .header("content-type", "application/merge-patch+json")
+            .body(json!({"metadata": {"labels": {"app": label}}}).to_string())
+            .send()
+            .await?;
+        assert_eq!(resp.status(), 200);
+    }
+    let events = watch_events(watch, 2).await?;
+    let seen: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            let label = e["object"]["metadata"]["labels"]["app"].as_str();
+            (e["type"].as_str().unwrap_or(""), label.unwrap_or(""))
+        })
+        .collect();
+    assert_eq!(seen, [("ADDED", "ferry"), ("DELETED", "other")]);
+    Ok(())
+}
