@@ -204,3 +204,68 @@ async fn selector_watch_sees_objects_enter_and_leave() -> anyhow::Result<()> {
     assert_eq!(seen, [("ADDED", "ferry"), ("DELETED", "other")]);
     Ok(())
 }
+
+/// Deleting an object with a finalizer only marks it; removing the finalizer (as kube-rs's
+/// finalizer helper does, by JSON patch) deletes it, and objects it owns go with it.
+#[tokio::test]
+async fn finalizers_hold_deletion_and_owners_take_dependents_along() -> anyhow::Result<()> {
+    let api = KubeApi::start().await?;
+    let http = reqwest::Client::new();
+    let ns = format!("{}/api/v1/namespaces/default", api.url());
+    let owner: Value = http
+        .post(format!("{ns}/configmaps"))
+        .bearer_auth(api.token())
+        .json(&json!({"metadata": {"name": "owner", "finalizers": ["ferry.dev/cleanup"]}}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let uid = owner["metadata"]["uid"].clone();
+    assert_eq!(uid.as_str().map(str::len), Some(36));
+    let owned = json!({"metadata": {"name": "owned", "ownerReferences": [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}]},
+        "type": "Opaque"});
+    let resp = http
+        .post(format!("{ns}/secrets"))
+        .bearer_auth(api.token())
+        .json(&owned)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 201);
+
+    let deleting: Value = http
+        .delete(format!("{ns}/configmaps/owner"))
+        .bearer_auth(api.token())
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert!(
+        deleting["metadata"]["deletionTimestamp"].is_string(),
+        "{deleting}"
+    );
+    assert_eq!(api.objects("", "configmaps", Some("default")).len(), 1);
+
+    let remove = json!([
+        {"op": "test", "path": "/metadata/finalizers/0", "value": "ferry.dev/cleanup"},
+        {"op": "remove", "path": "/metadata/finalizers/0"},
+    ]);
+    let resp = http
+        .patch(format!("{ns}/configmaps/owner"))
+        .bearer_auth(api.token())
+        .header("content-type", "application/json-patch+json")
+        .body(remove.to_string())
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    for path in ["configmaps/owner", "secrets/owned"] {
+        let resp = http
+            .get(format!("{ns}/{path}"))
+            .bearer_auth(api.token())
+            .send()
+            .await?;
+        assert_eq!(resp.status(), 404, "{path}");
+        assert_eq!(resp.json::<Value>().await?["reason"], "NotFound");
+    }
+    Ok(())
+}
