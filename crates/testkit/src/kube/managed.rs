@@ -212,9 +212,26 @@ pub fn record(new: &mut Value, old: Option<&Value>, owner: &FieldOwner, api_vers
             set
         }
     };
+    let mine_entry = (!mine.is_empty()).then(|| {
+        let mut entry = json!({
+            "manager": owner.manager,
+            "operation": owner.operation,
+            "apiVersion": api_version,
+            "time": rfc3339(unix_now()),
+            "fieldsType": "FieldsV1",
+            "fieldsV1": to_fields_v1(&mine),
+        });
+        if let Some(sub) = &owner.subresource {
+            entry["subresource"] = sub.clone().into();
+        }
+        entry
+    });
     let mut kept: Vec<Value> = Vec::new();
+    let mut mine_entry = mine_entry;
     for entry in entries(new) {
         if owner.same_entry(&entry) {
+            // In its old place, so a repeated write leaves the list as it was.
+            kept.extend(mine_entry.take());
             continue;
         }
         // Fields whose value this write changed now belong to the writer alone.
@@ -230,20 +247,7 @@ pub fn record(new: &mut Value, old: Option<&Value>, owner: &FieldOwner, api_vers
         }
         kept.push(entry);
     }
-    if !mine.is_empty() {
-        let mut entry = json!({
-            "manager": owner.manager,
-            "operation": owner.operation,
-            "apiVersion": api_version,
-            "time": rfc3339(unix_now()),
-            "fieldsType": "FieldsV1",
-            "fieldsV1": to_fields_v1(&mine),
-        });
-        if let Some(sub) = &owner.subresource {
-            entry["subresource"] = sub.clone().into();
-        }
-        kept.push(entry);
-    }
+    kept.extend(mine_entry);
     new["metadata"]["managedFields"] = Value::Array(kept);
 }
 

@@ -269,3 +269,86 @@ async fn finalizers_hold_deletion_and_owners_take_dependents_along() -> anyhow::
     }
     Ok(())
 }
+
+/// With a status subresource, writes to the object ignore `.status` and writes to `/status`
+/// change nothing else; only spec changes move `generation`; a write that changes nothing
+/// keeps the resourceVersion.
+#[tokio::test]
+async fn status_subresource_separates_spec_and_status() -> anyhow::Result<()> {
+    let api = KubeApi::start().await?;
+    let http = reqwest::Client::new();
+    let crd: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(super::CRD)?)?;
+    let resp = http
+        .post(format!(
+            "{}/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            api.url()
+        ))
+        .bearer_auth(api.token())
+        .json(&crd)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 201);
+    let mirrors = format!(
+        "{}/apis/ferry.dev/v1alpha1/namespaces/default/ecrimagemirrors",
+        api.url()
+    );
+    let put = |url: String, body: Value| http.put(url).bearer_auth(api.token()).json(&body).send();
+
+    let mut obj = json!({"apiVersion": "ferry.dev/v1alpha1", "kind": "EcrImageMirror",
+        "metadata": {"generateName": "m-"},
+        "spec": {"source": {"image": "a"}, "destination": {"repository": "b"}},
+        "status": {"digest": "ignored"}});
+    let created: Value = http
+        .post(&mirrors)
+        .bearer_auth(api.token())
+        .json(&obj)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let name = created["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(name.starts_with("m-") && name.len() == 7, "{name}");
+    assert!(
+        created.get("status").is_none(),
+        "status dropped on create: {created}"
+    );
+    assert_eq!(created["metadata"]["generation"], 1);
+
+    obj = created.clone();
+    obj["status"] = json!({"digest": "sha256:1"});
+    let with_status: Value = put(format!("{mirrors}/{name}/status"), obj.clone())
+        .await?
+        .json()
+        .await?;
+    assert_eq!(with_status["status"]["digest"], "sha256:1");
+    assert_eq!(with_status["metadata"]["generation"], 1);
+
+    // Through the main resource: spec changes, the status in the body is ignored.
+    let mut changed = with_status.clone();
+    changed["spec"]["source"]["image"] = "c".into();
+    changed["status"]["digest"] = "sha256:forged".into();
+    let updated: Value = put(format!("{mirrors}/{name}"), changed)
+        .await?
+        .json()
+        .await?;
+    assert_eq!(updated["spec"]["source"]["image"], "c");
+    assert_eq!(updated["status"]["digest"], "sha256:1");
+    assert_eq!(updated["metadata"]["generation"], 2);
+
+    // Through /status: a spec change in the body is ignored.
+    let mut sneaky = updated.clone();
+    sneaky["spec"]["source"]["image"] = "d".into();
+    let after: Value = put(format!("{mirrors}/{name}/status"), sneaky)
+        .await?
+        .json()
+        .await?;
+    assert_eq!(after["spec"]["source"]["image"], "c");
+    assert_eq!(
+        after["metadata"]["resourceVersion"],
+        updated["metadata"]["resourceVersion"]
+    );
+    Ok(())
+}
