@@ -263,20 +263,40 @@ impl Ctx<'_> {
     }
 
     fn dispatch(&self, verb: &str, body: &Bytes) -> Result<Response<Body>, ApiError> {
-        if self.query.get("dryRun").is_some_and(|d| !d.is_empty()) {
-            return Err(ApiError::bad_request(
-                "dryRun is not supported by the ferry-testkit Kubernetes API stand-in",
-            ));
-        }
         match verb {
-            "get" => self.get(),
-            "list" => self.list(),
-            "watch" => self.watch(),
-            "create" => self.create(body),
-            "update" => self.update(body),
-            "patch" => self.patch(body),
-            "delete" => self.delete(body),
-            "deletecollection" => self.delete_collection(),
+            "get" => return self.get(),
+            "list" => return self.list(),
+            "watch" => return self.watch(),
+            _ => {}
+        }
+        match self.query.get("dryRun").map(String::as_str) {
+            None | Some("") => {}
+            // A write against a throw-away copy: answered as usual, seen by nobody.
+            Some("All") => {
+                let mut scratch = self.state.store().dry_run_copy();
+                return self.write(verb, body, &mut scratch);
+            }
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid dry run value {other:?}: only \"All\" is supported"
+                )));
+            }
+        }
+        self.write(verb, body, &mut self.state.store())
+    }
+
+    fn write(
+        &self,
+        verb: &str,
+        body: &Bytes,
+        store: &mut Store,
+    ) -> Result<Response<Body>, ApiError> {
+        match verb {
+            "create" => self.create(body, store),
+            "update" => self.update(body, store),
+            "patch" => self.patch(body, store),
+            "delete" => self.delete(body, store),
+            "deletecollection" => self.delete_collection(store),
             _ => Err(ApiError::method_not_allowed(
                 "the server does not allow this method on the requested resource",
             )),
@@ -390,7 +410,7 @@ impl Ctx<'_> {
         Ok(resp)
     }
 
-    fn create(&self, body: &Bytes) -> Result<Response<Body>, ApiError> {
+    fn create(&self, body: &Bytes, store: &mut Store) -> Result<Response<Body>, ApiError> {
         if self.route.name.is_some() {
             return Err(ApiError::method_not_allowed(
                 "POST goes to the collection, not an object",
@@ -398,17 +418,14 @@ impl Ctx<'_> {
         }
         let obj = parse_json(body)?;
         let owner = FieldOwner::update(&self.manager(), None);
-        let created = self
-            .state
-            .store()
-            .create(&self.route.ty, self.ns(), obj, Some(owner))?;
+        let created = store.create(&self.route.ty, self.ns(), obj, Some(owner))?;
         Ok(self.respond(201, &created))
     }
 
-    fn update(&self, body: &Bytes) -> Result<Response<Body>, ApiError> {
+    fn update(&self, body: &Bytes, store: &mut Store) -> Result<Response<Body>, ApiError> {
         let obj = parse_json(body)?;
         let owner = FieldOwner::update(&self.manager(), self.sub());
-        let updated = self.state.store().update(
+        let updated = store.update(
             &self.route.ty,
             self.ns(),
             self.name()?,
@@ -419,7 +436,7 @@ impl Ctx<'_> {
         Ok(self.respond(200, &updated))
     }
 
-    fn patch(&self, body: &Bytes) -> Result<Response<Body>, ApiError> {
+    fn patch(&self, body: &Bytes, store: &mut Store) -> Result<Response<Body>, ApiError> {
         let media = self
             .content_type
             .split(';')
@@ -427,7 +444,6 @@ impl Ctx<'_> {
             .unwrap_or_default()
             .trim();
         let (ty, ns, name, sub) = (&self.route.ty, self.ns(), self.name()?, self.sub());
-        let mut store = self.state.store();
         if media == "application/apply-patch+yaml" {
             let Some(manager) = self.query.get("fieldManager").filter(|m| !m.is_empty()) else {
                 return Err(ApiError::bad_request(
@@ -479,9 +495,8 @@ impl Ctx<'_> {
         Ok(self.respond(200, &updated))
     }
 
-    fn delete(&self, body: &Bytes) -> Result<Response<Body>, ApiError> {
+    fn delete(&self, body: &Bytes, store: &mut Store) -> Result<Response<Body>, ApiError> {
         let (ty, ns, name) = (&self.route.ty, self.ns(), self.name()?);
-        let mut store = self.state.store();
         if !body.is_empty() {
             let options = parse_json(body)?;
             let current = store.raw(ty, ns, name)?;
@@ -498,10 +513,9 @@ impl Ctx<'_> {
         Ok(self.respond(200, &deleted))
     }
 
-    fn delete_collection(&self) -> Result<Response<Body>, ApiError> {
+    fn delete_collection(&self, store: &mut Store) -> Result<Response<Body>, ApiError> {
         let (labels, fields) = self.selectors()?;
         let ty = &self.route.ty;
-        let mut store = self.state.store();
         let mut deleted = Vec::new();
         for obj in store.list(ty, self.ns()) {
             if !(labels.matches(&obj) && fields.matches(&obj)) {

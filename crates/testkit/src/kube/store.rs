@@ -11,7 +11,7 @@ use tokio::sync::broadcast;
 use super::managed::{self, FieldOwner};
 use super::resources::{self, ResourceType};
 use super::status::ApiError;
-use super::strategy::{self, finalizers_empty, is_deleting};
+use super::strategy::{self, finalizers_empty, is_deleting, new_uid, random_suffix};
 use crate::util::{rfc3339, unix_now};
 
 /// One change, as a watch sends it.
@@ -66,6 +66,19 @@ impl Store {
             let _ = store.create(&ty, None, default, None);
         }
         store
+    }
+
+    /// A copy to run a `dryRun=All` write against: same objects, nobody watching.
+    pub fn dry_run_copy(&self) -> Store {
+        Store {
+            rv: self.rv,
+            types: self.types.clone(),
+            objects: self.objects.clone(),
+            history: VecDeque::new(),
+            history_limit: 0,
+            compacted: self.compacted,
+            events: broadcast::channel(1).0,
+        }
     }
 
     pub fn resource_version(&self) -> u64 {
@@ -566,27 +579,4 @@ fn without_meta_and_status(obj: &Value) -> Value {
         m.remove("status");
     }
     obj
-}
-
-fn new_uid() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
-/// Five characters from the alphabet the API server uses for `generateName`.
-fn random_suffix() -> String {
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..5)
-        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
-        .collect()
 }

@@ -119,12 +119,46 @@ async fn kubectl_applies_crd_and_mirror_server_side() -> anyhow::Result<()> {
         [("kubectl", None), ("ferry-operator", Some("status"))]
     );
 
-    // Re-applying a changed spec bumps the generation and keeps the status.
+    // A server-side dry run shows the change without making it.
     let manifest2 = k.write(
         "mirror2.yaml",
         &mirror_yaml("alpine", "docker.io/library/alpine:3.21", "mirrors/alpine"),
     );
-    k.ok(&["apply", "--server-side", "-f", &manifest2.to_string_lossy()]);
+    let manifest2 = manifest2.to_string_lossy().into_owned();
+    let diff = k.run(&["diff", "--server-side", "-f", &manifest2]);
+    assert_eq!(
+        diff.status.code(),
+        Some(1),
+        "kubectl diff exits 1 on differences"
+    );
+    let diff = String::from_utf8_lossy(&diff.stdout);
+    assert!(
+        diff.contains("\n-    image: docker.io/library/alpine:3.20\n"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("\n+    image: docker.io/library/alpine:3.21\n"),
+        "{diff}"
+    );
+    let out = k.ok(&[
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "-f",
+        &manifest2,
+    ]);
+    assert_eq!(
+        out.trim(),
+        "ecrimagemirror.ferry.dev/alpine serverside-applied (server dry run)"
+    );
+    let obj = k.yaml(ALPINE_YAML);
+    assert_eq!(
+        obj["spec"]["source"]["image"],
+        "docker.io/library/alpine:3.20"
+    );
+
+    // Re-applying a changed spec bumps the generation and keeps the status.
+    k.ok(&["apply", "--server-side", "-f", &manifest2]);
     let obj = k.yaml(ALPINE_YAML);
     assert_eq!(obj["metadata"]["generation"], 2);
     assert_eq!(
@@ -134,7 +168,7 @@ async fn kubectl_applies_crd_and_mirror_server_side() -> anyhow::Result<()> {
     assert_eq!(obj["status"]["digest"], "sha256:abc");
     // Applying the same manifest again is a no-op: no new resourceVersion.
     let rv = obj["metadata"]["resourceVersion"].clone();
-    k.ok(&["apply", "--server-side", "-f", &manifest2.to_string_lossy()]);
+    k.ok(&["apply", "--server-side", "-f", &manifest2]);
     let obj = k.yaml(ALPINE_YAML);
     assert_eq!(obj["metadata"]["resourceVersion"], rv);
 
