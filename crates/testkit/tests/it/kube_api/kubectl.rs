@@ -349,6 +349,22 @@ async fn kubectl_watch_sees_changes_made_over_http() -> anyhow::Result<()> {
             .iter()
             .any(|r| r.verb == "watch" && r.resource == "ecrimagemirrors")
     );
+
+    // Selectors and the all-namespaces view, as kubectl spells them.
+    let labelled = k.ok(&["get", "eim", "-l", "team=platform", "-o", "name"]);
+    assert_eq!(labelled.trim(), "ecrimagemirror.ferry.dev/first");
+    let by_name = k.ok(&[
+        "get",
+        "eim",
+        "--field-selector",
+        "metadata.name=second",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(by_name.trim(), "ecrimagemirror.ferry.dev/second");
+    let everywhere = rows(&k.ok(&["get", "eim", "-A"]));
+    assert_eq!(everywhere[0][..2], ["NAMESPACE", "NAME"]);
+    assert_eq!(everywhere.len(), 3, "{everywhere:?}");
     Ok(())
 }
 
