@@ -73,11 +73,14 @@ enum Cmd {
     /// `KEY=VALUE` lines on stdout once everything answers, then `READY=1`.
     Ecr,
     /// Run the in-process Kubernetes API stand-in in the foreground until Ctrl-C or SIGTERM.
-    /// Prints `url=http://127.0.0.1:PORT`, `token=TOKEN` and, with --kubeconfig,
-    /// `kubeconfig=FILE` on stdout once it listens, then `READY=1`.
+    /// Prints `url=http(s)://127.0.0.1:PORT`, `token=TOKEN`, with --tls `ca=PATH` and, with
+    /// --kubeconfig, `kubeconfig=FILE` on stdout once it listens, then `READY=1`.
     KubeApi {
         #[arg(long)]
         port: Option<u16>,
+        /// Serve HTTPS (CA generated at start) and require the token.
+        #[arg(long)]
+        tls: bool,
         /// Write a kubeconfig for it here (cluster, bearer-token user, namespace default).
         #[arg(long, value_name = "FILE")]
         kubeconfig: Option<PathBuf>,
@@ -195,7 +198,11 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Cmd::Ecr => run_ecr().await,
-        Cmd::KubeApi { port, kubeconfig } => run_kube_api(port, kubeconfig).await,
+        Cmd::KubeApi {
+            port,
+            tls,
+            kubeconfig,
+        } => run_kube_api(port, tls, kubeconfig).await,
         Cmd::Seed {
             registry,
             oci_layout,
@@ -332,13 +339,21 @@ async fn run_ecr() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_kube_api(port: Option<u16>, kubeconfig: Option<PathBuf>) -> anyhow::Result<()> {
+async fn run_kube_api(
+    port: Option<u16>,
+    tls: bool,
+    kubeconfig: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let api = KubeApi::start_with(KubeApiOptions {
         port,
+        tls,
         ..KubeApiOptions::default()
     })
     .await?;
     let mut out = format!("url={}\ntoken={}\n", api.url(), api.token());
+    if let Some(ca) = api.ca_pem_path() {
+        out.push_str(&format!("ca={}\n", ca.display()));
+    }
     if let Some(path) = &kubeconfig {
         api.write_kubeconfig(path)?;
         out.push_str(&format!("kubeconfig={}\n", path.display()));

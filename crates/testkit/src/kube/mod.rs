@@ -28,11 +28,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 pub use log::KubeRequest;
 
 use crate::server::{self as http, ServerTask};
+use crate::tls::TlsFiles;
 use server::State;
 
 /// Settings of a [`KubeApi`]; `Default` suits tests.
@@ -43,6 +49,9 @@ pub struct KubeApiOptions {
     /// The bearer token in the kubeconfig. Requests with another credential get 401; requests
     /// without one are let through, as kubectl sends no token over plain HTTP.
     pub token: String,
+    /// Serve HTTPS with a certificate from a CA generated at start (in the kubeconfig as
+    /// `certificate-authority-data`). Then the token is required: kubectl sends it over TLS.
+    pub tls: bool,
     /// How often watches with `allowWatchBookmarks=true` get a BOOKMARK.
     pub bookmark_interval: Duration,
     /// Watch events kept for resuming watches; older resourceVersions get 410 Gone.
@@ -54,6 +63,7 @@ impl Default for KubeApiOptions {
         KubeApiOptions {
             port: None,
             token: "ferry-testkit-token".to_string(),
+            tls: false,
             bookmark_interval: Duration::from_secs(1),
             history_limit: 10_000,
         }
@@ -65,7 +75,10 @@ impl Default for KubeApiOptions {
 pub struct KubeApi {
     addr: SocketAddr,
     state: Arc<State>,
+    tls: Option<TlsFiles>,
     _server: ServerTask,
+    // Declared last so the certificate files outlive the server that read them.
+    _tls_dir: Option<tempfile::TempDir>,
 }
 
 impl KubeApi {
@@ -79,28 +92,47 @@ impl KubeApi {
             .await
             .with_context(|| format!("binding the Kubernetes API stand-in to {bind}"))?;
         let addr = listener.local_addr()?;
+        let (tls_dir, tls, acceptor) = if options.tls {
+            let dir = tempfile::Builder::new()
+                .prefix("ferry-kube-tls-")
+                .tempdir()?;
+            let files = crate::tls::generate(dir.path(), &[])?;
+            let acceptor = tls_acceptor(&files)?;
+            (Some(dir), Some(files), Some(acceptor))
+        } else {
+            (None, None, None)
+        };
         let state = Arc::new(State {
             store: Mutex::new(store::Store::new(options.history_limit)),
             log: Mutex::new(Vec::new()),
             token: options.token,
+            require_token: options.tls,
             bookmark_interval: options.bookmark_interval,
             addr,
         });
         let handler_state = state.clone();
-        let server = http::spawn(listener, move |req| {
+        let server = http::spawn_with(listener, acceptor, move |req| {
             let state = handler_state.clone();
             async move { server::handle(state, req).await }
         });
         Ok(KubeApi {
             addr,
             state,
+            tls,
             _server: server,
+            _tls_dir: tls_dir,
         })
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://…` with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// With TLS: the PEM of the CA that signed the server's certificate.
+    pub fn ca_pem_path(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|t| t.ca_pem.as_path())
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -113,19 +145,27 @@ impl KubeApi {
 
     /// A kubeconfig for this server: cluster, user with the bearer token, and a current
     /// context whose namespace is `default`.
-    pub fn kubeconfig(&self) -> String {
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: ferry-testkit\n  cluster:\n    server: {url}\n\
+    pub fn kubeconfig(&self) -> anyhow::Result<String> {
+        let ca = match self.ca_pem_path() {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("reading the test CA {}", path.display()))?;
+                format!("    certificate-authority-data: {}\n", STANDARD.encode(pem))
+            }
+            None => String::new(),
+        };
+        Ok(format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: ferry-testkit\n  cluster:\n    server: {url}\n{ca}\
              users:\n- name: ferry-testkit\n  user:\n    token: {token}\n\
              contexts:\n- name: ferry-testkit\n  context:\n    cluster: ferry-testkit\n    user: ferry-testkit\n    namespace: default\n\
              current-context: ferry-testkit\npreferences: {{}}\n",
             url = self.url(),
             token = self.state.token,
-        )
+        ))
     }
 
     pub fn write_kubeconfig(&self, path: &Path) -> anyhow::Result<()> {
-        std::fs::write(path, self.kubeconfig())
+        std::fs::write(path, self.kubeconfig()?)
             .with_context(|| format!("writing kubeconfig {}", path.display()))
     }
 
@@ -173,4 +213,20 @@ impl KubeApi {
     }
 
     pub fn stop(self) {}
+}
+
+/// HTTP/1.1 only: clients that offer h2 in ALPN fall back to it.
+fn tls_acceptor(files: &TlsFiles) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    let certs = CertificateDer::pem_file_iter(&files.server_cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", files.server_cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&files.server_key)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", files.server_key.display()))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

@@ -32,6 +32,8 @@ pub struct State {
     pub store: Mutex<Store>,
     pub log: Mutex<Vec<KubeRequest>>,
     pub token: String,
+    /// Refuse requests without the token too (with TLS, where kubectl sends it).
+    pub require_token: bool,
     pub bookmark_interval: Duration,
     pub addr: SocketAddr,
 }
@@ -90,7 +92,9 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Respons
     // kubectl (client-go) withholds bearer tokens over plain HTTP, so only a wrong
     // credential is refused, not a missing one.
     let authorization = header("authorization");
-    if !authorization.is_empty() && authorization != format!("Bearer {}", state.token) {
+    if (state.require_token || !authorization.is_empty())
+        && authorization != format!("Bearer {}", state.token)
+    {
         entry.status = 401;
         state.record(entry);
         return Ok(error(&ApiError::unauthorized()));

@@ -8,7 +8,9 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::{CRD, mirror_yaml, rig, rows};
+use ferry_testkit::{KubeApi, KubeApiOptions};
+
+use super::{CRD, Kubectl, mirror_yaml, rig, rows};
 
 /// The mirror as `kubectl get -o yaml` shows it, with the managed fields kubectl hides by
 /// default.
@@ -405,5 +407,40 @@ async fn kube_api_command_serves_kubectl() -> anyhow::Result<()> {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(table[1][..2], ["default", "Active"]);
+    Ok(())
+}
+
+/// Over HTTPS kubectl trusts the CA from the kubeconfig and sends the token, which the
+/// stand-in then requires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_over_tls_sends_the_token() -> anyhow::Result<()> {
+    let api = KubeApi::start_with(KubeApiOptions {
+        tls: true,
+        ..KubeApiOptions::default()
+    })
+    .await?;
+    assert!(api.url().starts_with("https://127.0.0.1:"));
+    let k = Kubectl::new(&api);
+    let table = rows(&k.ok(&["get", "namespaces"]));
+    assert_eq!(table[1][..2], ["default", "Active"]);
+    assert!(api.requests().iter().all(|r| r.status != 401));
+
+    let anonymous = k.write(
+        "anonymous",
+        &api.kubeconfig()?
+            .replace(&format!("token: {}", api.token()), "token: wrong"),
+    );
+    let out = k
+        .command(&["get", "namespaces"])
+        .env("KUBECONFIG", &anonymous)
+        .arg("--kubeconfig")
+        .arg(&anonymous)
+        .output()?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("You must be logged in to the server"),
+        "{stderr}"
+    );
     Ok(())
 }
