@@ -25,19 +25,8 @@ impl Drop for ServerTask {
     }
 }
 
-pub fn spawn<H, Fut, B>(listener: TcpListener, handler: H) -> ServerTask
-where
-    H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<Response<B>, BoxError>> + Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    spawn_with(listener, None, handler)
-}
-
-/// [`spawn`], serving TLS through `acceptor` when there is one.
-pub fn spawn_with<H, Fut, B>(
+/// Serves `handler` on `listener`, through TLS when there is an `acceptor`.
+pub fn spawn<H, Fut, B>(
     listener: TcpListener,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     handler: H,

@@ -111,7 +111,7 @@ impl KubeApi {
             addr,
         });
         let handler_state = state.clone();
-        let server = http::spawn_with(listener, acceptor, move |req| {
+        let server = http::spawn(listener, acceptor, move |req| {
             let state = handler_state.clone();
             async move { server::handle(state, req).await }
         });
