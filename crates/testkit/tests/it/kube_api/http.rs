@@ -352,3 +352,25 @@ async fn status_subresource_separates_spec_and_status() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Streaming lists (`sendInitialEvents=true`, what kube-rs's `streaming_lists()` asks for):
+/// the current objects as ADDED, then a bookmark marking the end of the initial state.
+#[tokio::test]
+async fn streaming_list_ends_initial_events_with_a_bookmark() -> anyhow::Result<()> {
+    let api = KubeApi::start().await?;
+    let resp = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/namespaces?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true",
+            api.url()
+        ))
+        .bearer_auth(api.token())
+        .send()
+        .await?;
+    let events = watch_events(resp, 2).await?;
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[0]["object"]["metadata"]["name"], "default");
+    assert_eq!(events[1]["type"], "BOOKMARK");
+    let annotations = &events[1]["object"]["metadata"]["annotations"];
+    assert_eq!(annotations["k8s.io/initial-events-end"], "true");
+    Ok(())
+}
