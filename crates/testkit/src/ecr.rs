@@ -83,7 +83,9 @@ impl EcrStandIn {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let handler_state = state.clone();
-        let server = server::spawn(listener, move |req| handle(handler_state.clone(), req));
+        let server = server::spawn(listener, None, move |req| {
+            handle(handler_state.clone(), req)
+        });
         Ok(EcrStandIn {
             account,
             state,

@@ -139,35 +139,39 @@ impl ContainerdEngine {
         let wanted = name.to_string();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let host = format!("tcp://{}", listener.local_addr()?);
-        let server = server::spawn(listener, move |req: Request<hyper::body::Incoming>| {
-            let path = req.uri().path().to_string();
-            let (tar, inspect, counter) = (tar.clone(), inspect.clone(), counter.clone());
-            let image_path = format!("/images/{wanted}/");
-            async move {
-                // Any API version prefix (`/v1.41/images/…`) or none.
-                let rest = path
-                    .find("/images/")
-                    .map(|i| &path[i..])
-                    .unwrap_or(path.as_str());
-                let response = match rest.strip_prefix(&image_path) {
-                    Some("json") => Response::new(Full::new(inspect)),
-                    Some("get") => {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        Response::new(Full::new(tar))
-                    }
-                    _ if rest == "/_ping" || path.ends_with("/_ping") => {
-                        Response::new(Full::new(Bytes::from_static(b"OK")))
-                    }
-                    _ => {
-                        let body = br#"{"message":"No such image"}"#;
-                        let mut response = Response::new(Full::new(Bytes::from_static(body)));
-                        *response.status_mut() = StatusCode::NOT_FOUND;
-                        response
-                    }
-                };
-                Ok::<_, server::BoxError>(response)
-            }
-        });
+        let server = server::spawn(
+            listener,
+            None,
+            move |req: Request<hyper::body::Incoming>| {
+                let path = req.uri().path().to_string();
+                let (tar, inspect, counter) = (tar.clone(), inspect.clone(), counter.clone());
+                let image_path = format!("/images/{wanted}/");
+                async move {
+                    // Any API version prefix (`/v1.41/images/…`) or none.
+                    let rest = path
+                        .find("/images/")
+                        .map(|i| &path[i..])
+                        .unwrap_or(path.as_str());
+                    let response = match rest.strip_prefix(&image_path) {
+                        Some("json") => Response::new(Full::new(inspect)),
+                        Some("get") => {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            Response::new(Full::new(tar))
+                        }
+                        _ if rest == "/_ping" || path.ends_with("/_ping") => {
+                            Response::new(Full::new(Bytes::from_static(b"OK")))
+                        }
+                        _ => {
+                            let body = br#"{"message":"No such image"}"#;
+                            let mut response = Response::new(Full::new(Bytes::from_static(body)));
+                            *response.status_mut() = StatusCode::NOT_FOUND;
+                            response
+                        }
+                    };
+                    Ok::<_, server::BoxError>(response)
+                }
+            },
+        );
         Ok(ContainerdEngine {
             host,
             exports,

@@ -1,7 +1,7 @@
 //! Test rig for ecr-ferry: real `docker-registry` processes (plain or TLS with a test CA), a
 //! distribution token issuer, a fault-injecting reverse proxy, a WAN-emulating TCP proxy,
-//! reproducible image builders, skopeo helpers, and a local stand-in for Amazon ECR (moto for the
-//! API, a registry for the data plane).
+//! reproducible image builders, skopeo helpers, a local stand-in for Amazon ECR (moto for the
+//! API, a registry for the data plane) and an in-process Kubernetes API stand-in.
 //!
 //! Deliberately independent of `ferry-registry`: this is the yardstick ferry is measured
 //! against, so it speaks the distribution protocol with its own small code.
@@ -10,6 +10,7 @@ pub mod cli;
 pub mod ecr;
 pub mod engine_export;
 pub mod image;
+pub mod kube;
 mod layout;
 pub mod local_image;
 pub mod moto;
@@ -30,6 +31,7 @@ pub use image::{
     Artifact, Blob, BuiltImage, ImageFormat, ImageSpec, SingleImage, build, build_artifact,
     build_single,
 };
+pub use kube::{KubeApi, KubeApiOptions, KubeRequest};
 pub use local_image::LocalImage;
 pub use moto::MotoServer;
 pub use proxy::{Fault, FaultAction, FaultProxy, Recorded};

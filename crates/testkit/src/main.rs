@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use ferry_testkit::{
-    EcrStandIn, ImageFormat, ImageSpec, RegistryAuth, RegistryOptions, TestRegistry, TlsOptions,
-    TokenConfig, WanConfig, WanRegistry,
+    EcrStandIn, ImageFormat, ImageSpec, KubeApi, KubeApiOptions, RegistryAuth, RegistryOptions,
+    TestRegistry, TlsOptions, TokenConfig, WanConfig, WanRegistry,
 };
 
 #[derive(Parser)]
@@ -72,6 +72,19 @@ enum Cmd {
     /// foreground until Ctrl-C or SIGTERM. Prints the environment for a `ferry` process as
     /// `KEY=VALUE` lines on stdout once everything answers, then `READY=1`.
     Ecr,
+    /// Run the in-process Kubernetes API stand-in in the foreground until Ctrl-C or SIGTERM.
+    /// Prints `url=http(s)://127.0.0.1:PORT`, `token=TOKEN`, with --tls `ca=PATH` and, with
+    /// --kubeconfig, `kubeconfig=FILE` on stdout once it listens, then `READY=1`.
+    KubeApi {
+        #[arg(long)]
+        port: Option<u16>,
+        /// Serve HTTPS (CA generated at start) and require the token.
+        #[arg(long)]
+        tls: bool,
+        /// Write a kubeconfig for it here (cluster, bearer-token user, namespace default).
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+    },
     /// Build an image and push it (or write it into an OCI image layout); prints the digest of
     /// its index (or manifest with --single).
     Seed {
@@ -185,6 +198,11 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Cmd::Ecr => run_ecr().await,
+        Cmd::KubeApi {
+            port,
+            tls,
+            kubeconfig,
+        } => run_kube_api(port, tls, kubeconfig).await,
         Cmd::Seed {
             registry,
             oci_layout,
@@ -318,6 +336,34 @@ async fn run_ecr() -> anyhow::Result<()> {
     wait_for_shutdown().await?;
     // Dropping the stand-in kills and reaps moto and docker-registry.
     drop(ecr);
+    Ok(())
+}
+
+async fn run_kube_api(
+    port: Option<u16>,
+    tls: bool,
+    kubeconfig: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let api = KubeApi::start_with(KubeApiOptions {
+        port,
+        tls,
+        ..KubeApiOptions::default()
+    })
+    .await?;
+    let mut out = format!("url={}\ntoken={}\n", api.url(), api.token());
+    if let Some(ca) = api.ca_pem_path() {
+        out.push_str(&format!("ca={}\n", ca.display()));
+    }
+    if let Some(path) = &kubeconfig {
+        api.write_kubeconfig(path)?;
+        out.push_str(&format!("kubeconfig={}\n", path.display()));
+    }
+    out.push_str("READY=1\n");
+    let mut stdout = std::io::stdout();
+    stdout.write_all(out.as_bytes())?;
+    stdout.flush()?;
+    wait_for_shutdown().await?;
+    api.stop();
     Ok(())
 }
 

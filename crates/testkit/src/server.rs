@@ -1,4 +1,5 @@
-//! Minimal hyper HTTP/1.1 server loop shared by the token issuer and the fault proxy.
+//! Minimal hyper HTTP/1.1 server loop (plain or TLS) shared by the token issuer, the fault
+//! proxy and the Kubernetes API stand-in.
 
 use std::future::Future;
 
@@ -24,7 +25,12 @@ impl Drop for ServerTask {
     }
 }
 
-pub fn spawn<H, Fut, B>(listener: TcpListener, handler: H) -> ServerTask
+/// Serves `handler` on `listener`, through TLS when there is an `acceptor`.
+pub fn spawn<H, Fut, B>(
+    listener: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    handler: H,
+) -> ServerTask
 where
     H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<B>, BoxError>> + Send + 'static,
@@ -44,11 +50,18 @@ where
                     };
                     let _ = stream.set_nodelay(true);
                     let handler = handler.clone();
+                    let acceptor = acceptor.clone();
                     conns.spawn(async move {
                         let svc = service_fn(&handler);
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .await;
+                        let conn = http1::Builder::new();
+                        let _ = match acceptor {
+                            Some(acceptor) => match acceptor.accept(stream).await {
+                                Ok(tls) => conn.serve_connection(TokioIo::new(tls), svc).await,
+                                // A failed handshake is the client's problem; nothing to serve.
+                                Err(_) => return,
+                            },
+                            None => conn.serve_connection(TokioIo::new(stream), svc).await,
+                        };
                     });
                 }
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}

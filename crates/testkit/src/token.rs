@@ -113,7 +113,7 @@ impl TokenIssuer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let handler_state = state.clone();
-        let server = server::spawn(listener, move |req| {
+        let server = server::spawn(listener, None, move |req| {
             let state = handler_state.clone();
             async move { Ok::<_, BoxError>(handle(&state, req)) }
         });

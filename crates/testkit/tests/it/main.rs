@@ -3,6 +3,7 @@
 mod cli;
 mod ecr;
 mod images;
+mod kube_api;
 mod proxy;
 mod registries;
 mod token;
