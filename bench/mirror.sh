@@ -71,7 +71,7 @@ run() { # $1 tool, $2 cold|warm
       ;;
     skopeo)
       bench_measure "skopeo $2" -- skopeo sync --src yaml --dest docker --dest-tls-verify=false \
-        --scoped "$BENCH_WORK/skopeo-sync.yaml" "$DST/skopeo"
+        "$BENCH_WORK/skopeo-sync.yaml" "$DST/skopeo"
       ;;
   esac
   gets1=$(manifest_gets)
