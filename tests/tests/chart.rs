@@ -12,7 +12,12 @@ fn the_chart_passes_helm_lint_schemas_pod_security_and_rbac_checks() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = std::env::var("FERRY_TESTKIT_PYTHON").unwrap_or_else(|_| "python3".into());
     let output = Command::new(&python)
-        .args(["-m", "unittest", "-v", "charts/ferry-operator/tests/check_chart.py"])
+        .args([
+            "-m",
+            "unittest",
+            "-v",
+            "charts/ferry-operator/tests/check_chart.py",
+        ])
         .current_dir(&root)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
