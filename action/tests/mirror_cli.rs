@@ -264,3 +264,57 @@ fn write_secret(dir: &Path, name: &str, config: &str) {
     std::fs::create_dir(dir.join(name)).unwrap();
     std::fs::write(dir.join(name).join(".dockerconfigjson"), config).unwrap();
 }
+
+/// The repository a mirror creates has the spec's `repositorySettings`, as ECR reports them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repository_settings_of_the_spec_are_applied() {
+    let stand_in = EcrStandIn::start().await.unwrap();
+    let source = source().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        r#"apiVersion: ferry.dev/v1alpha1
+kind: EcrImageMirror
+metadata: {{name: app}}
+spec:
+  source: {{image: "{}/app", tags: [v1], referrers: false}}
+  destination:
+    registry: "{}"
+    repository: mirror/app
+    repositorySettings:
+      tagMutability: IMMUTABLE
+      scanOnPush: true
+      lifecyclePolicy: '{{"rules":[{{"rulePriority":1,"selection":{{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":14}},"action":{{"type":"expire"}}}}]}}'
+"#,
+        source.proxy.host(),
+        stand_in.account()
+    );
+    std::fs::write(dir.path().join("app.yaml"), yaml).unwrap();
+    let out = ferry(&stand_in, &["mirror", "-f", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        tag_state(&text(&out.stdout), "v1").as_deref(),
+        Some("synced")
+    );
+    assert_eq!(stand_in.api_call_count("CreateRepository"), 1);
+    assert_eq!(stand_in.api_call_count("PutLifecyclePolicy"), 1);
+
+    // What ECR holds now, as `ferry copy --json` reports the repository it writes to.
+    let out = ferry(
+        &stand_in,
+        &[
+            "copy",
+            &format!("{}/app:v1", source.proxy.host()),
+            "mirror/app:v1",
+            "--registry",
+            stand_in.account(),
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["repository"]["created"], false);
+    assert_eq!(report["repository"]["tag_mutability"], "IMMUTABLE");
+    assert_eq!(report["repository"]["scan_on_push"], true);
+    assert_eq!(report["tags"][0]["outcome"], "unchanged");
+    assert_eq!(report["digest"], source.digests[0].as_str());
+}
