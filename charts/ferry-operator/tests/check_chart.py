@@ -164,7 +164,7 @@ class Rbac(unittest.TestCase):
                     for field in ("apiGroups", "resources", "verbs"):
                         self.assertNotIn("*", rule[field], rule)
                     if "secrets" in rule["resources"]:
-                        self.assertEqual(sorted(rule["verbs"]), ["get", "list", "watch"])
+                        self.assertLessEqual(set(rule["verbs"]), {"get", "list", "watch"})
 
     def test_named_secrets_limit_the_rule(self):
         rules = rules_of(render({"secretNames": ["hub-creds"]}))
@@ -182,9 +182,10 @@ class Rbac(unittest.TestCase):
         """The operator's end-to-end run against the API stand-in records every (verb, group,
         resource) it used; the chart grants exactly those."""
         recorded = CHART / "tests" / "operator-requests.json"
-        if not recorded.exists():
-            self.skipTest("no recorded operator run yet (operator-requests.json)")
         used = {tuple(x) for x in json.loads(recorded.read_text())}
+        # The event recorder patches an Event when the same one repeats (a series), which a
+        # short end-to-end run never produces.
+        used |= {("patch", "events.k8s.io", "events")}
         granted = set()
         for rule in rules_of(render({})):
             for group in rule["apiGroups"]:
