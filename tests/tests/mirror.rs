@@ -308,3 +308,18 @@ fn the_readme_example_is_a_valid_mirror() {
     assert_eq!(spec.source.image, "docker.io/library/nginx");
     assert_eq!(spec.manifest_lists[0].sources, ["stable"]);
 }
+
+#[test]
+fn the_examples_are_valid_mirrors_and_other_kinds_are_skipped() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let documents =
+            ferry_registry::mirror::parse_documents(&text, &path.display().to_string()).unwrap();
+        names.extend(documents.into_iter().map(|d| d.metadata.name));
+    }
+    names.sort();
+    assert_eq!(names, ["nginx", "tool"]);
+}
