@@ -10,11 +10,10 @@ use ferry_registry::Client;
 use ferry_registry::auth::DockerConfig;
 use ferry_registry::copy::Budget;
 use ferry_registry::ecr::{Ecr, EcrCredentials, EcrOptions, names_ecr};
-use ferry_registry::mirror::{EcrImageMirrorSpec, SyncEngine};
+use ferry_registry::mirror::{EcrImageMirrorSpec, SyncEngine, WithoutSecret, tenant_client};
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::credentials::tenant_client;
 use crate::error::{Error, Result};
 
 /// How AWS is reached for ECR destinations.
@@ -80,7 +79,8 @@ impl Engine {
             (None, None)
         };
         Ok(SyncEngine {
-            client: tenant_client(&self.base, secret, logins),
+            // Never the operator's own docker config: a mirror without a Secret pulls anonymously.
+            client: tenant_client(&self.base, secret, WithoutSecret::Anonymous, logins),
             ecr,
             budget: self.budget.clone(),
             cancel: self.cancel.clone(),

@@ -122,11 +122,7 @@ pub async fn execute(
     let repository_uri = destination.name();
     Ok(CopyOutcome {
         registry: target.host.clone(),
-        image_uris: report
-            .tags
-            .iter()
-            .map(|t| format!("{repository_uri}:{}", t.tag))
-            .collect(),
+        image_uris: super::image_uris(&repository_uri, report.tags.iter().map(|t| t.tag.as_str())),
         repository_uri,
         report,
         repository: prepared.repository,

@@ -96,11 +96,7 @@ pub async fn execute(
     let repository_uri = reference.name();
     Ok(ManifestOutcome {
         registry: target.host.clone(),
-        image_uris: report
-            .tags
-            .iter()
-            .map(|t| format!("{repository_uri}:{}", t.tag))
-            .collect(),
+        image_uris: super::image_uris(&repository_uri, report.tags.iter().map(|t| t.tag.as_str())),
         repository_uri,
         report,
         inspection,

@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use ferry_registry::Client;
-use ferry_registry::auth::{CredentialProvider, DockerConfig, HelperPolicy};
+use ferry_registry::auth::DockerConfig;
 use ferry_registry::copy::Budget;
 use ferry_registry::ecr::{Ecr, EcrCredentials, EcrOptions, TokenObserver, names_ecr};
+use ferry_registry::mirror::credentials::{SECRET_KEYS, secret_config};
 use ferry_registry::mirror::{
-    EcrImageMirrorDocument, EcrImageMirrorStatus, SyncEngine, SyncOutcome, TagState,
-    parse_documents, sync,
+    EcrImageMirrorDocument, EcrImageMirrorStatus, SyncEngine, SyncOutcome, TagState, WithoutSecret,
+    parse_documents, sync, tenant_client,
 };
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -198,7 +198,8 @@ pub async fn execute(
     });
     let base = super::client(&args.registry_args, None)?;
     let budget = Budget::new(args.registry_args.concurrency);
-    let mut ecrs: HashMap<Option<String>, Ecr> = HashMap::new();
+    // One ECR handle and one token cache per role, shared by the mirrors writing as it.
+    let mut ecrs: HashMap<Option<String>, (Ecr, Arc<EcrCredentials>)> = HashMap::new();
     let mut results = Vec::new();
     for mirror in &mirrors {
         let spec = &mirror.document.spec;
@@ -209,7 +210,7 @@ pub async fn execute(
                 .clone()
                 .or_else(|| args.registry_args.aws.role_arn.clone());
             Some(match ecrs.get(&role) {
-                Some(ecr) => ecr.clone(),
+                Some(found) => found.clone(),
                 None => {
                     let ecr = Ecr::new(EcrOptions {
                         region: args.registry_args.aws.region.clone(),
@@ -219,20 +220,29 @@ pub async fn execute(
                     })
                     .await
                     .context("cannot set up AWS access")?;
-                    ecrs.insert(role, ecr.clone());
-                    ecr
+                    let mut credentials = EcrCredentials::new(ecr.clone());
+                    if let Some(observer) = observer.clone() {
+                        credentials = credentials.with_observer(observer);
+                    }
+                    let found = (ecr, Arc::new(credentials));
+                    ecrs.insert(role, found.clone());
+                    found
                 }
             })
         } else {
             None
         };
-        let client = tenant_client(
-            &base,
-            mirror,
-            args.secrets_dir.as_deref(),
-            ecr.as_ref(),
-            observer.clone(),
-        )?;
+        let (ecr, logins) = ecr.unzip();
+        // A Secret only with --secrets-dir; else the user's docker config, as for `ferry copy`.
+        let secret = match (&args.secrets_dir, &spec.source.credentials_secret_ref) {
+            (Some(dir), Some(secret)) => {
+                Some(read_secret(dir, &secret.name).with_context(|| {
+                    format!("mirror {}: spec.source.credentialsSecretRef", mirror.key())
+                })?)
+            }
+            _ => None,
+        };
+        let client = tenant_client(&base, secret, WithoutSecret::UserDockerConfig, logins);
         let engine = SyncEngine {
             client,
             ecr,
@@ -257,66 +267,21 @@ pub async fn execute(
     })
 }
 
-/// The client for one mirror: its Secret's credentials for the source (never running a
-/// program), then ECR's, on the shared connection pool. Without a Secret or `--secrets-dir`,
-/// the shared client (docker's config.json, then ECR).
-fn tenant_client(
-    base: &Client,
-    mirror: &Found,
-    secrets_dir: Option<&Path>,
-    ecr: Option<&Ecr>,
-    observer: Option<TokenObserver>,
-) -> anyhow::Result<Client> {
-    let mut providers: Vec<Arc<dyn CredentialProvider>> = Vec::new();
-    if let (Some(dir), Some(secret)) = (
-        secrets_dir,
-        &mirror.document.spec.source.credentials_secret_ref,
-    ) {
-        let config = read_secret(dir, &secret.name).with_context(|| {
-            format!("mirror {}: spec.source.credentialsSecretRef", mirror.key())
-        })?;
-        providers.push(Arc::new(
-            ferry_registry::auth::DockerConfigCredentials::from_config(config),
-        ));
-    } else {
-        providers.push(Arc::new(
-            ferry_registry::auth::DockerConfigCredentials::new(),
-        ));
-    }
-    if let Some(ecr) = ecr {
-        let mut credentials = EcrCredentials::new(ecr.clone());
-        if let Some(observer) = observer {
-            credentials = credentials.with_observer(observer);
-        }
-        providers.push(Arc::new(credentials));
-    }
-    Ok(
-        base.with_credentials(Arc::new(ferry_registry::auth::ChainCredentials::new(
-            providers,
-        ))),
-    )
-}
-
 /// A Secret's docker config from `dir`: `<name>/.dockerconfigjson`, `<name>/.dockercfg` or
 /// `<name>.json`.
 fn read_secret(dir: &Path, name: &str) -> anyhow::Result<DockerConfig> {
     if name.contains('/') || name.contains("..") {
         bail!("{name:?} is not a Secret name");
     }
-    let candidates = [
-        dir.join(name).join(".dockerconfigjson"),
-        dir.join(name).join(".dockercfg"),
-        dir.join(format!("{name}.json")),
-    ];
-    for path in &candidates {
-        match std::fs::read(path) {
+    let candidates = SECRET_KEYS
+        .iter()
+        .map(|key| dir.join(name).join(key))
+        .chain([dir.join(format!("{name}.json"))]);
+    for path in candidates {
+        match std::fs::read(&path) {
             Ok(bytes) => {
-                return DockerConfig::from_slice(
-                    &bytes,
-                    path.display().to_string(),
-                    HelperPolicy::Refuse,
-                )
-                .map_err(anyhow::Error::from);
+                return secret_config(&bytes, path.display().to_string())
+                    .map_err(anyhow::Error::from);
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => bail!("cannot read {}: {e}", path.display()),

@@ -72,6 +72,17 @@ pub fn client_observed(
     builder.build().context("cannot set up the registry client")
 }
 
+/// `<repository_uri>:<tag>` for each tag, in order: the Action's `image-uris` output and the
+/// `--json` field of every command that writes tags.
+pub fn image_uris<'a>(
+    repository_uri: &str,
+    tags: impl IntoIterator<Item = &'a str>,
+) -> Vec<String> {
+    tags.into_iter()
+        .map(|tag| format!("{repository_uri}:{tag}"))
+        .collect()
+}
+
 /// Where a command writes, and a client for it.
 pub struct Destination {
     pub client: Client,
@@ -89,21 +100,21 @@ pub async fn destination(
     args: &RegistryArgs,
     observer: Option<ferry_registry::ecr::TokenObserver>,
 ) -> anyhow::Result<Destination> {
-    use ferry_registry::ecr::{names_ecr, resolve_registry};
-    let plain = registry.filter(|r| !names_ecr(r));
-    if let Some(host) = plain {
+    if let Some(host) = ferry_registry::ecr::other_registry(registry) {
         return Ok(Destination {
             client: client(args, None)?,
-            host: host.to_string(),
+            host,
             ecr: None,
         });
     }
-    let region = args.aws.region.as_deref();
     let ecr = ecr(&args.aws).await?;
-    let host = match registry {
-        Some(registry) => resolve_registry(registry, region).context("--registry")?,
-        None => ecr.default_registry(region).await?,
-    };
+    let host = ecr
+        .destination_host(registry, args.aws.region.as_deref())
+        .await
+        .with_context(|| match registry {
+            Some(registry) => format!("--registry {registry}"),
+            None => "your own ECR registry (no --registry)".to_string(),
+        })?;
     Ok(Destination {
         client: client_observed(args, Some(&ecr), observer)?,
         host: host.to_string(),

@@ -173,10 +173,7 @@ pub async fn execute(
         source: source.display(),
         registry: host.clone(),
         repository: repository.clone(),
-        image_uris: tags
-            .iter()
-            .map(|t| format!("{repository_uri}:{t}"))
-            .collect(),
+        image_uris: super::image_uris(&repository_uri, tags.iter().map(String::as_str)),
         repository_uri,
         digest: report.digest.to_string(),
         media_type: report.media_type.clone(),

@@ -28,26 +28,6 @@ impl Ecr {
         result
     }
 
-    /// Like [`gated`](Self::gated) for one page of a paginator (`None`: no page left, nothing
-    /// was asked of ECR).
-    pub(crate) async fn gated_page<T, E, R>(
-        &self,
-        region: &str,
-        operation: &'static str,
-        page: impl Future<Output = Option<Result<T, SdkError<E, R>>>>,
-    ) -> Option<Result<T, SdkError<E, R>>>
-    where
-        E: ProvideErrorMetadata,
-    {
-        let permit = self.permit(region, operation).await;
-        let result = page.await;
-        match &result {
-            Some(result) => finish(permit, result),
-            None => finish(permit, &Ok::<(), SdkError<E, R>>(())),
-        }
-        result
-    }
-
     async fn permit(&self, region: &str, operation: &'static str) -> Permit {
         self.gate
             .acquire(&format!("ecr.{region}"), Action::Ecr(operation))

@@ -174,6 +174,15 @@ pub fn resolve_registry(registry: &str, region: Option<&str>) -> Result<EcrHost,
     })
 }
 
+/// A destination setting that names a registry other than ECR, as its host (trimmed, without a
+/// trailing `/`); `None` for an ECR host, an account id, or no setting (the caller's own ECR
+/// registry). Such a registry is written to as any registry: no ECR API, docker credentials.
+pub fn other_registry(registry: Option<&str>) -> Option<String> {
+    registry
+        .filter(|r| !names_ecr(r))
+        .map(|r| r.trim().trim_end_matches('/').to_string())
+}
+
 /// Whether a registry as a user names it (`--registry`, a mirror's `destination.registry`)
 /// means ECR: an ECR host or a 12-digit account id. Anything else is another registry's host.
 pub fn names_ecr(registry: &str) -> bool {

@@ -36,27 +36,24 @@ impl Ecr {
                 registry: host.host(),
             });
         }
-        let mut call = self
-            .host_client(host)
-            .describe_images()
-            .repository_name(name);
-        if let Some(account) = &host.account {
-            call = call.registry_id(account);
-        }
-        // A service that hands back the token it was given would otherwise page forever.
-        let mut pages = call
-            .into_paginator()
-            .page_size(page_size.clamp(1, PAGE_SIZE))
-            .stop_on_duplicate_token(true)
-            .send();
-        // Sort keys are the raw timestamps, so sub-second order survives.
+        // Pages by hand rather than with the SDK's paginator: each page is then one gated
+        // call, and the gate never admits the paginator's final "no page left".
         let mut images: Vec<(Option<(i64, u32)>, ImageDetail)> = Vec::new();
-        while let Some(page) = self
-            .gated_page(&host.region, "DescribeImages", pages.next())
-            .await
-        {
-            let page =
-                page.map_err(|e| EcrError::from_sdk("DescribeImages", repo_target(host, name), e))?;
+        let mut token: Option<String> = None;
+        loop {
+            let mut call = self
+                .host_client(host)
+                .describe_images()
+                .repository_name(name)
+                .max_results(page_size.clamp(1, PAGE_SIZE))
+                .set_next_token(token.clone());
+            if let Some(account) = &host.account {
+                call = call.registry_id(account);
+            }
+            let page = self
+                .gated(&host.region, "DescribeImages", call.send())
+                .await
+                .map_err(|e| EcrError::from_sdk("DescribeImages", repo_target(host, name), e))?;
             for image in page.image_details() {
                 let Some(digest) = image.image_digest() else {
                     continue;
@@ -75,6 +72,11 @@ impl Ecr {
                         artifact_media_type: image.artifact_media_type().map(str::to_string),
                     },
                 ));
+            }
+            // A service that hands back the token it was given would otherwise page forever.
+            match page.next_token() {
+                Some(next) if token.as_deref() != Some(next) => token = Some(next.to_string()),
+                _ => break,
             }
         }
         // Newest first; images without a push time last; the digest keeps the order stable.

@@ -34,7 +34,7 @@ use base64::engine::general_purpose::STANDARD;
 
 pub use credentials::{EcrCredentials, TokenObserver};
 pub use error::EcrError;
-pub use host::{EcrHost, EcrKind, is_ecr_host, names_ecr, resolve_registry};
+pub use host::{EcrHost, EcrKind, is_ecr_host, names_ecr, other_registry, resolve_registry};
 pub use images::ImageDetail;
 pub use repository::{
     Drift, Encryption, EnsureMode, RepositorySettings, RepositoryState, TagMutability,
@@ -181,6 +181,20 @@ impl Ecr {
             .filter(|r| !r.trim().is_empty())
             .or_else(|| self.default_region())
             .ok_or(EcrError::NoRegion)
+    }
+
+    /// The ECR registry a destination setting names: `registry` (an ECR host or an account id)
+    /// in `region`, or without one the caller's own registry there (which asks ECR). The one
+    /// resolver of `ferry copy/push/manifest --registry` and a mirror's `destination.registry`.
+    pub async fn destination_host(
+        &self,
+        registry: Option<&str>,
+        region: Option<&str>,
+    ) -> Result<EcrHost, EcrError> {
+        match registry {
+            Some(registry) => resolve_registry(registry, region),
+            None => self.default_registry(region).await,
+        }
     }
 
     /// The caller's own private registry in `region` (default: the configured region), read

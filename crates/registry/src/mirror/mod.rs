@@ -3,8 +3,8 @@
 //! the operator's reconciler. Read [`sync`] top-down for the data path. The rest needs no
 //! network: the [`spec`] and its checks ([`validate`]), the [`status`] a sync reports, the
 //! [`policy`] that chooses tags from a source's tag list (Flux `ImagePolicy` semantics,
-//! docs/design/tag-policy.md), where a mirror writes ([`target`]), and [`parse_documents`] for
-//! YAML files.
+//! docs/design/tag-policy.md), where a mirror writes ([`target`]), whose credentials it uses
+//! ([`credentials`]), and [`parse_documents`] for YAML files.
 //!
 //! ```yaml
 //! apiVersion: ferry.dev/v1alpha1
@@ -17,6 +17,7 @@
 //!   destination: {repository: mirror/nginx}
 //! ```
 
+pub mod credentials;
 pub mod document;
 pub mod policy;
 pub mod spec;
@@ -29,6 +30,7 @@ pub mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use credentials::{WithoutSecret, tenant_client};
 pub use document::{API_VERSION, EcrImageMirrorDocument, KIND, ObjectMeta, parse_documents};
 pub use policy::{PolicyError, TagPolicy};
 pub use spec::{

@@ -4,7 +4,7 @@
 
 use super::spec::{DestinationSpec, EcrImageMirrorSpec};
 use crate::digest::Digest;
-use crate::ecr::{Ecr, EcrHost, names_ecr, resolve_registry};
+use crate::ecr::{Ecr, EcrHost, other_registry};
 use crate::error::{Error, Result};
 use crate::reference::{Reference, ReferenceError};
 
@@ -43,9 +43,9 @@ pub async fn resolve(
         .repository
         .clone()
         .unwrap_or_else(|| source.repository().to_string());
-    if let Some(registry) = wanted.registry.as_deref().filter(|r| !names_ecr(r)) {
+    if let Some(registry) = other_registry(wanted.registry.as_deref()) {
         return Ok(Destination {
-            registry: registry.trim().trim_end_matches('/').to_string(),
+            registry,
             repository,
             ecr: None,
         });
@@ -60,11 +60,13 @@ pub async fn resolve(
         )));
     };
     let region = wanted.region.clone().or_else(|| ecr.default_region());
-    let host = match wanted.registry.as_deref() {
-        Some(registry) => resolve_registry(registry, region.as_deref())
-            .map_err(|e| Error::Config(format!("spec.destination.registry: {e}")))?,
-        None => ecr.default_registry(region.as_deref()).await?,
-    };
+    let host = ecr
+        .destination_host(wanted.registry.as_deref(), region.as_deref())
+        .await
+        .map_err(|e| match wanted.registry {
+            Some(_) => Error::Config(format!("spec.destination.registry: {e}")),
+            None => e.into(),
+        })?;
     Ok(Destination {
         registry: host.host(),
         repository,
