@@ -36,39 +36,8 @@ while (($#)); do
   esac
 done
 
-# Copies the binary, its libraries and the CA bundle into $2, laid out as the image's /.
-stage_rootfs() {
-  local bin=$1 rootfs=$2 line lib
-  mkdir -p "$rootfs"
-  install -D -m 0755 "$bin" "$rootfs/ferry"
-  strip --strip-all "$rootfs/ferry"
-
-  # `ldd` names each library by the path the loader resolved (`libc.so.6 => /lib/…/libc.so.6`)
-  # and the loader itself by the absolute path baked into the binary (`/lib64/ld-linux-…`);
-  # both must exist at exactly those paths in the image. Symlinks are resolved so the image
-  # holds regular files. For a static binary it prints "statically linked": nothing to copy.
-  local libs
-  libs=$(ldd "$bin" 2>&1) || die "ldd $bin failed: $libs"
-  if grep -q 'not found' <<<"$libs"; then
-    die "ldd $bin: a library is missing: $libs"
-  fi
-  while read -r line; do
-    lib=$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^\//) { print $i; exit } }' <<<"$line")
-    [[ -n $lib ]] || continue
-    install -D -m 0755 "$(readlink -f "$lib")" "$rootfs$lib"
-  done <<<"$libs"
-
-  local ca=/etc/ssl/certs/ca-certificates.crt
-  [[ -f $ca ]] || die "$ca is missing (apt-get install ca-certificates)"
-  install -D -m 0644 "$ca" "$rootfs$ca"
-
-  # glibc's default host lookup order without this file puts DNS before /etc/hosts, which
-  # docker writes into every container.
-  printf 'hosts: files dns\n' >"$rootfs/etc/nsswitch.conf"
-  # Inline policies given as inputs are staged in files; the Action runs as root, and the
-  # sticky bit keeps the usual /tmp semantics for anyone else.
-  install -d -m 1777 "$rootfs/tmp"
-}
+# shellcheck source=scripts/lib/rootfs.sh
+. "$root_dir/scripts/lib/rootfs.sh"
 
 if [[ -z $binary ]]; then
   # What a release ships: the size-tuned `dist` profile, statically linked.
@@ -77,24 +46,14 @@ fi
 [[ -x $binary ]] || die "$binary is not an executable"
 
 if [[ -n $stage_only ]]; then
-  stage_rootfs "$binary" "$stage_only"
+  ferry_stage_rootfs "$binary" ferry "$stage_only"
   exit 0
 fi
 
 context=$(mktemp -d "${TMPDIR:-/tmp}/ferry-action-image.XXXXXX")
 trap 'rm -rf "$context"' EXIT
-stage_rootfs "$binary" "$context/rootfs"
+ferry_stage_rootfs "$binary" ferry "$context/rootfs"
 cp "$root_dir/action/Dockerfile" "$context/Dockerfile"
 
-echo "image.sh: docker build -t $tag" >&2
-previous=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
-docker build --quiet -t "$tag" "$context" >&2
-# The image this tag named before would linger untagged after every rebuild (each test run
-# makes one); it is ours, so it goes, unless a container still uses it.
-if [[ -n $previous && $previous != "$(docker image inspect --format '{{.Id}}' "$tag")" ]]; then
-  docker rmi "$previous" >/dev/null 2>&1 || true
-fi
-size=$(docker image inspect --format '{{.Size}}' "$tag")
-echo "image.sh: $tag is $size bytes ($((size / 1000000)) MB; budget $((max_bytes / 1000000)) MB)" >&2
-((size <= max_bytes)) || die "$tag is $size bytes, over the $max_bytes-byte budget"
+ferry_docker_build "$tag" "$context" "$max_bytes"
 echo "$tag"

@@ -2,12 +2,14 @@
 # Builds the `ferry` binary as people run it — glibc linked in, a static PIE — and prints its
 # path on stdout. Cargo's progress goes to stderr. Nothing is left set in the caller's shell.
 #
-#   bash scripts/build-release.sh          # release profile: ferry + ferry-testkit (one build
-#                                          # shared by the demo, the benchmarks and the Action
-#                                          # image test); prints …/<triple>/release/ferry
-#   bash scripts/build-release.sh --dist   # what a release ships: ferry alone, profile `dist`
-#                                          # (fat LTO, one codegen unit, stripped; several
-#                                          # minutes more); prints …/<triple>/dist/ferry
+#   bash scripts/build-release.sh          # release profile: ferry, ferry-operator and
+#                                          # ferry-testkit (one build shared by the demo, the
+#                                          # benchmarks and the image tests); prints
+#                                          # …/<triple>/release/ferry (ferry-operator beside it)
+#   bash scripts/build-release.sh --dist   # what a release ships: ferry and ferry-operator,
+#                                          # profile `dist` (fat LTO, one codegen unit,
+#                                          # stripped; several minutes more); prints
+#                                          # …/<triple>/dist/ferry (ferry-operator beside it)
 #
 # Why static: a warm push is a few milliseconds, and loading and relocating libc, libm and
 # libgcc_s was ~0.6 ms of it (measured with `perf stat`). A static PIE keeps address-space
@@ -19,19 +21,20 @@
 # The output goes to target/<triple>/, apart from the dynamic builds of `cargo build` and
 # `cargo test`, so neither rebuilds the other.
 #
-# Why ferry-testkit in the default build: cargo unifies dependency features over the packages
-# it builds at once, so `-p ferry-action` alone and `-p ferry-action -p ferry-testkit` are two
-# different builds of ferry. Every caller asks for the same pair, so there is one.
+# Why ferry-testkit and ferry-operator in the default build: cargo unifies dependency features
+# over the packages it builds at once, so `-p ferry-action` alone and `-p ferry-action -p
+# ferry-testkit` are two different builds of ferry. Every caller asks for the same set, so
+# there is one build, and both images are packed from it.
 set -euo pipefail
 
 root_dir=$(cd "$(dirname "$0")/.." && pwd)
 profile=release
-packages=(-p ferry-action -p ferry-testkit)
+packages=(-p ferry-action -p ferry-testkit -p ferry-operator)
 
 while (($#)); do
   case $1 in
-    --dist) profile=dist; packages=(-p ferry-action); shift ;;
-    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
+    --dist) profile=dist; packages=(-p ferry-action -p ferry-operator); shift ;;
+    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "build-release.sh: unknown argument $1 (see --help)" >&2; exit 1 ;;
   esac
 done

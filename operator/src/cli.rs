@@ -53,6 +53,10 @@ pub struct RunArgs {
     /// The Lease's namespace; default the pod's own (POD_NAMESPACE).
     #[arg(long, env = "POD_NAMESPACE")]
     pub lease_namespace: Option<String>,
+    /// How long the leader's claim on the Lease lasts without renewal: a standby takes over at
+    /// most this long after the leader dies. It renews a third of this before expiry.
+    #[arg(long, env = "FERRY_LEASE_DURATION", default_value = "30s", value_parser = parse_lease_duration)]
+    pub lease_duration: Duration,
     /// After SIGTERM, how long running syncs may go on before they are cancelled.
     #[arg(long, env = "FERRY_SHUTDOWN_GRACE_PERIOD", default_value = "30s", value_parser = parse_seconds)]
     pub shutdown_grace_period: Duration,
@@ -74,6 +78,15 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("{text:?} is not a duration such as 30s or 2m"))
 }
 
+/// A Lease duration: whole seconds, at least 3 so a third of it is left to renew in.
+fn parse_lease_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_seconds(text)?;
+    if duration < Duration::from_secs(3) {
+        return Err(format!("{text:?} is too short for a Lease: at least 3s"));
+    }
+    Ok(duration)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -88,6 +101,7 @@ mod tests {
         assert!(!args.no_leader_election);
         assert_eq!(args.metrics_address.to_string(), "0.0.0.0:8080");
         assert_eq!(args.shutdown_grace_period, Duration::from_secs(30));
+        assert_eq!(args.lease_duration, Duration::from_secs(30));
         assert_eq!((args.concurrency, args.transfer_budget), (4, 8));
         // As charts/ferry-operator/templates/deployment.yaml writes them.
         let cli = Cli::try_parse_from([
@@ -113,6 +127,13 @@ mod tests {
         assert!(Cli::try_parse_from(["ferry-operator", "run", "--concurrency", "0"]).is_err());
         assert!(
             Cli::try_parse_from(["ferry-operator", "run", "--shutdown-grace-period=soon"]).is_err()
+        );
+        let error = Cli::try_parse_from(["ferry-operator", "run", "--lease-duration=1s"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("--lease-duration") && error.contains("at least 3s"),
+            "{error}"
         );
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! A reconcile is triggered by any change of the object, its own status apply included, so a
 //! mirror only syncs when it is due: its spec changed (generation), `nextSyncTime` has passed,
-//! or its credentials Secret changed. That also keeps a restarted operator from resyncing every
+//! its credentials Secret changed, or its `ferry.dev/sync-requested-at` annotation has a value
+//! the last sync did not answer. That also keeps a restarted operator from resyncing every
 //! mirror at once.
 
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::conditions::{self, Verdict};
 use crate::context::{Context, MANAGER, backoff, jittered};
-use crate::crd::{EcrImageMirror, MirrorStatus, tag_summary};
+use crate::crd::{EcrImageMirror, MirrorStatus, SYNC_REQUEST_ANNOTATION, tag_summary};
 use crate::credentials::{SourceSecret, read_secret};
 use crate::error::{Error, Result};
 
@@ -91,6 +92,11 @@ impl<'a> Reconcile<'a> {
         self.mirror.metadata.generation
     }
 
+    /// The `ferry.dev/sync-requested-at` annotation, if set.
+    fn sync_request(&self) -> Option<&String> {
+        self.mirror.annotations().get(SYNC_REQUEST_ANNOTATION)
+    }
+
     async fn run(self) -> Result<Action> {
         let spec = &self.mirror.spec.inner;
         if spec.suspend {
@@ -140,6 +146,7 @@ impl<'a> Reconcile<'a> {
         let previous = &self.previous;
         if previous.inner.observed_generation != self.generation()
             || previous.secret_version != *secret_version
+            || previous.last_handled_sync_request.as_ref() != self.sync_request()
         {
             return None;
         }
@@ -230,6 +237,7 @@ impl<'a> Reconcile<'a> {
         status.conditions =
             conditions::next(&self.previous.conditions, verdict, self.generation(), &now);
         status.next_sync_time = next.map(rfc3339);
+        status.last_handled_sync_request = self.sync_request().cloned();
         status.tag_summary = Some(tag_summary(&status.inner));
         status
     }

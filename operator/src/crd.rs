@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::conditions::Condition;
 
+/// The annotation that asks for a sync now, whatever `nextSyncTime` says (as Flux's
+/// `reconcile.fluxcd.io/requestedAt`): any value the last sync did not answer.
+pub const SYNC_REQUEST_ANNOTATION: &str = "ferry.dev/sync-requested-at";
+
 /// Where `ferry-operator crd > …` writes the CRD in the repository (the chart installs it).
 pub const CRD_PATH: &str = "charts/ferry-operator/crds/ecrimagemirrors.ferry.dev.yaml";
 
@@ -83,6 +87,11 @@ pub struct MirrorStatus {
     // A rotated Secret makes the mirror sync at once instead of at its next interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_version: Option<String>,
+    /// The value of the `ferry.dev/sync-requested-at` annotation the last sync answered.
+    // Set the annotation to anything new (`kubectl annotate eim NAME
+    // ferry.dev/sync-requested-at="$(date +%s)" --overwrite`) to sync before `nextSyncTime`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_sync_request: Option<String>,
 }
 
 impl MirrorStatus {

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use tokio_util::sync::CancellationToken;
@@ -18,10 +17,6 @@ use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::server::{self, Health};
 use crate::shutdown;
-
-/// How long a Lease holder's claim lasts without renewal, and how early it renews.
-const LEASE_DURATION: Duration = Duration::from_secs(30);
-const LEASE_GRACE: Duration = Duration::from_secs(10);
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
@@ -80,8 +75,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             identity: std::env::var("POD_NAME")
                 .or_else(|_| std::env::var("HOSTNAME"))
                 .unwrap_or_else(|_| format!("ferry-operator-{}", rand::random::<u32>())),
-            duration: LEASE_DURATION,
-            grace: LEASE_GRACE,
+            duration: args.lease_duration,
+            // Renewing a third of the duration early leaves two tries before a standby may
+            // take over.
+            grace: args.lease_duration / 3,
         };
         // A standby is ready: it serves, and takes over when the leader goes.
         ready.store(true, Ordering::Relaxed);

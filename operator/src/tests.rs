@@ -173,6 +173,51 @@ async fn new_mirror_copies_its_tags_reports_ready_and_resyncs_only_when_due() {
 }
 
 #[tokio::test]
+async fn a_sync_request_annotation_resyncs_once_before_the_interval() {
+    let src = TestRegistry::anonymous().await.unwrap();
+    let dst = TestRegistry::anonymous().await.unwrap();
+    let first = pushed(&src, "1.0", 1, None).await;
+    let proxy = FaultProxy::start(&src.url()).await.unwrap();
+    let mut mirror = fixtures::mirror(
+        "app",
+        &format!(
+            "source: {{image: \"{}/app\", tags: [\"1.0\"], referrers: false}}\n\
+             destination: {{registry: \"{}\", repository: mirror/app}}\ninterval: 24h\n",
+            proxy.host(),
+            dst.host()
+        ),
+    );
+    let (ctx, mut api) = fixtures::context();
+    let (status, _event, action) =
+        reconciled_with_event(&mut api, &ctx, Arc::new(mirror.clone())).await;
+    action.unwrap();
+    assert_eq!(tag(&status, "1.0")["digest"], first.as_str());
+    assert!(status.get("lastHandledSyncRequest").is_none(), "{status}");
+
+    // Upstream moves; a day before the next sync, someone asks for one now.
+    let moved = pushed(&src, "1.0", 2, None).await;
+    mirror
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(crate::crd::SYNC_REQUEST_ANNOTATION.into(), "1".into());
+    let (status, event, action) =
+        reconciled_with_event(&mut api, &ctx, with_status(&mirror, &status)).await;
+    action.unwrap();
+    assert_eq!(tag(&status, "1.0")["digest"], moved.as_str());
+    assert_eq!(event["reason"], "TagsMoved");
+    assert_eq!(status["lastHandledSyncRequest"], "1");
+
+    // The same request again (the status apply's own watch event) is already answered.
+    let requests = proxy.requests().len();
+    reconcile(with_status(&mirror, &status), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(proxy.requests().len(), requests, "a request answered twice");
+    api.no_more_requests(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
 async fn suspended_mirror_asks_no_registry_and_says_suspended() {
     let src = TestRegistry::anonymous().await.unwrap();
     pushed(&src, "1.0", 1, None).await;
