@@ -125,7 +125,7 @@ started=$(date +%s.%N)
   --concurrency "$CONCURRENCY" >"$BENCH_WORK/operator.log" 2>&1 &
 OP_PID=$!
 bench_on_cleanup "kill -TERM $OP_PID 2>/dev/null; wait $OP_PID 2>/dev/null"
-bench_log "operator: first reconcile of $MIRRORS mirrors (destinations already current)…"
+bench_log "first reconcile of $MIRRORS mirrors (destinations already current)…"
 wall=$(wait_all tagSummary "$TAGS/$TAGS synced" "$started")
 after=$(bench_req_settled)
 reqs=$(($(awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; print s }' <<<"$after") -
@@ -135,7 +135,7 @@ row "operator first pass" "$wall" "$reqs" "$(($(manifest_gets) - gets0))" "$(pea
 mark=$(date +%s%N)
 before=$(bench_req_settled)
 gets0=$(manifest_gets)
-bench_log "operator: asking all $MIRRORS mirrors for a sync (kubectl annotate)…"
+bench_log "asking all $MIRRORS mirrors for a sync (kubectl annotate)…"
 started=$(date +%s.%N)
 kubectl annotate eim --all "ferry.dev/sync-requested-at=$mark" --overwrite >/dev/null
 annotated=$(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
