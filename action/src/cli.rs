@@ -75,6 +75,11 @@ pub struct MirrorArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Mirrors synced at once (their blob transfers share `--concurrency`). Each finished
+    /// mirror is reported on stderr as `[n/total]`; the tables (or `--json`) follow at the end.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
+
     /// Where the Secrets named by `credentialsSecretRef` are: a folder with a folder per
     /// Secret holding its `.dockerconfigjson` (or `.dockercfg`) — the layout of Secrets mounted
     /// as volumes — or a `<name>.json` docker config per Secret. Such a config never runs a

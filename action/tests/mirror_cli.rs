@@ -318,3 +318,69 @@ spec:
     assert_eq!(report["tags"][0]["outcome"], "unchanged");
     assert_eq!(report["digest"], source.digests[0].as_str());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_mirrors_sync_in_parallel_with_progress_and_tables_in_file_order() {
+    let stand_in = EcrStandIn::start().await.unwrap();
+    let source = source().await;
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["m1", "m2", "m3", "m4", "m5"];
+    let yaml: String = names
+        .iter()
+        .map(|name| {
+            format!(
+                "---\napiVersion: ferry.dev/v1alpha1\nkind: EcrImageMirror\nmetadata: {{name: \
+                 {name}}}\nspec:\n  source: {{image: \"{}/app\", tags: [v1], referrers: \
+                 false}}\n  destination: {{registry: \"{}\", repository: mirror/{name}}}\n",
+                source.proxy.host(),
+                stand_in.account()
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("many.yaml"), yaml).unwrap();
+    let state = dir.path().join("state.json");
+
+    let out = ferry(
+        &stand_in,
+        &[
+            "mirror",
+            "-f",
+            dir.path().join("many.yaml").to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--parallel",
+            "3",
+        ],
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}\n{stdout}");
+    // One progress line per mirror as it finishes, counting up to the total.
+    for n in 1..=names.len() {
+        assert!(
+            stderr.contains(&format!("[{n}/5] mirror default/")),
+            "{stderr}"
+        );
+    }
+    for name in names {
+        assert!(
+            stderr.contains(&format!("mirror default/{name}: 1 synced")),
+            "{stderr}"
+        );
+    }
+    // The tables come in the file's order, whatever order the syncs ended in.
+    let positions: Vec<usize> = names
+        .iter()
+        .map(|name| stdout.find(&format!("mirror default/{name}: ")).unwrap())
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{stdout}");
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(saved["mirrors"].as_object().unwrap().len(), 5, "{saved}");
+
+    assert!(
+        ferry(&stand_in, &["mirror", "-f", "x.yaml", "--parallel", "0"])
+            .status
+            .code()
+            == Some(2),
+        "--parallel 0 is a usage error"
+    );
+}

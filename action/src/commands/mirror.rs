@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, bail};
 use ferry_registry::auth::DockerConfig;
@@ -15,6 +16,7 @@ use ferry_registry::mirror::{
     EcrImageMirrorDocument, EcrImageMirrorStatus, SyncEngine, SyncOutcome, TagState, WithoutSecret,
     parse_documents, sync, tenant_client,
 };
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -200,7 +202,9 @@ pub async fn execute(
     let budget = Budget::new(args.registry_args.concurrency);
     // One ECR handle and one token cache per role, shared by the mirrors writing as it.
     let mut ecrs: HashMap<Option<String>, (Ecr, Arc<EcrCredentials>)> = HashMap::new();
-    let mut results = Vec::new();
+    // Set-up first, in order (AWS access once per role, Secrets read), so a set-up error stops
+    // the run before any copy; then the syncs, `--parallel` at once.
+    let mut prepared = Vec::with_capacity(mirrors.len());
     for mirror in &mirrors {
         let spec = &mirror.document.spec;
         let ecr = if needs_aws {
@@ -250,11 +254,38 @@ pub async fn execute(
             cancel: CancellationToken::new(),
             dry_run: args.dry_run,
         };
-        let key = mirror.key();
-        let last = state.mirrors.get(&key).cloned().unwrap_or_default();
-        let outcome = sync(&engine, spec, &last).await;
+        let last = state
+            .mirrors
+            .get(&mirror.key())
+            .cloned()
+            .unwrap_or_default();
+        prepared.push((mirror, engine, last));
+    }
+    let total = prepared.len();
+    let done = AtomicUsize::new(0);
+    let done = &done;
+    let outcomes: Vec<(&Found, SyncOutcome)> = futures::stream::iter(&prepared)
+        .map(|(mirror, engine, last)| async move {
+            let outcome = sync(engine, &mirror.document.spec, last).await;
+            // Progress on long runs (a CronJob's hundreds of mirrors); the tables or the JSON
+            // come on stdout at the end.
+            if total > 1 {
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                eprintln!(
+                    "ferry: [{n}/{total}] mirror {}: {}",
+                    mirror.key(),
+                    progress(&outcome)
+                );
+            }
+            (*mirror, outcome)
+        })
+        .buffered(usize::from(args.parallel))
+        .collect()
+        .await;
+    let mut results = Vec::with_capacity(total);
+    for (mirror, outcome) in outcomes {
         if !args.dry_run {
-            state.mirrors.insert(key, outcome.status.clone());
+            state.mirrors.insert(mirror.key(), outcome.status.clone());
         }
         results.push(MirrorResult::new(mirror, outcome));
     }
@@ -265,6 +296,36 @@ pub async fn execute(
         mirrors: results,
         dry_run: args.dry_run,
     })
+}
+
+/// One line on how a mirror's sync went: `3 synced`, `2 synced, 1 failed`, or its error.
+fn progress(outcome: &SyncOutcome) -> String {
+    if let Some(error) = &outcome.error {
+        return format!("failed: {error}");
+    }
+    let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for tag in outcome
+        .status
+        .tags
+        .iter()
+        .chain(&outcome.status.manifest_lists)
+    {
+        let state = match tag.state {
+            TagState::Synced => "synced",
+            TagState::Failed => "failed",
+            TagState::Pending => "pending",
+            TagState::Skipped => "skipped",
+        };
+        *counts.entry(state).or_default() += 1;
+    }
+    if counts.is_empty() {
+        return "no tag chosen".into();
+    }
+    counts
+        .iter()
+        .map(|(state, n)| format!("{n} {state}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A Secret's docker config from `dir`: `<name>/.dockerconfigjson`, `<name>/.dockercfg` or

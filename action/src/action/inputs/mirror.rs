@@ -32,6 +32,8 @@ pub(super) fn read(inputs: &Inputs<'_>) -> anyhow::Result<MirrorArgs> {
         names: Vec::new(),
         dry_run: inputs.bool("dry-run")?.unwrap_or(false),
         json: false,
+        // The CLI's default; the run's log shows each mirror as it finishes.
+        parallel: 4,
         // The runner's docker config serves the sources; Secrets are the operator's concern.
         secrets_dir: None,
         registry_args: registry_args(inputs),
