@@ -170,6 +170,11 @@ async fn a_blob_that_never_arrives_is_named_and_nothing_is_tagged() {
         err.to_string().contains(lost.as_str()),
         "names the blob: {err}"
     );
+    // The request as it was sent: plain HTTP, not the https:// tried first on loopback.
+    assert!(
+        err.to_string().contains(&format!("GET {}/", proxy.url())),
+        "names the request: {err}"
+    );
     assert!(err.tags.is_empty(), "reports a tag set: {err}");
     assert!(
         proxy.count("GET", &format!("/blobs/{lost}")) > 1,
