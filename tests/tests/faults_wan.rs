@@ -267,10 +267,15 @@ async fn an_ecr_token_that_expires_mid_copy_is_refreshed_once() {
     let credentials = Arc::new(EcrCredentials::new(ecr));
     let proxy = FaultProxy::start(&stand_in.registry_url()).await.unwrap();
     let client = ecr_client(&proxy.url(), credentials.clone());
-    // The first manifest PUT, sent with the token every blob went up with, is held while the
-    // token expires: ECR then refuses it as the registry refuses a rotated password.
+    // The third blob upload, streaming with the token the first two went up with, is held
+    // while the token expires: ECR then refuses it as the registry refuses a rotated password.
     proxy.add_fault(
-        Fault::new("/manifests/", FaultAction::Delay(Duration::from_secs(1))).method("PUT"),
+        Fault::new(
+            "/blobs/uploads/",
+            FaultAction::Delay(Duration::from_secs(1)),
+        )
+        .method("PUT")
+        .every(3),
     );
 
     let copying = tokio::spawn({
@@ -278,7 +283,7 @@ async fn an_ecr_token_that_expires_mid_copy_is_refreshed_once() {
         let to = reference(&format!("{}/app:v1", stand_in.ecr_host()));
         async move { copy(&client, &from, &to, CopyOptions::default()).await }
     });
-    wait_for(&proxy, "the held manifest PUT", |requests| {
+    wait_for(&proxy, "the held upload", |requests| {
         requests.iter().any(is_delay)
     })
     .await;
