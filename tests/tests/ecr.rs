@@ -9,58 +9,21 @@ use std::sync::Arc;
 
 use common::*;
 use ferry_registry::copy::{CopyOptions, ImmutableTags, TagOutcome};
-use ferry_registry::ecr::{
-    Ecr, EcrCredentials, EcrHost, EcrOptions, EnsureMode, RepositorySettings, TagMutability,
-};
-use ferry_registry::{Client, Error, copy};
+use ferry_registry::ecr::{EcrCredentials, EnsureMode, RepositorySettings, TagMutability};
+use ferry_registry::{Error, copy};
 use ferry_testkit::ecr::EcrStandIn;
 use ferry_testkit::{ImageFormat, TestRegistry, skopeo};
-
-async fn ecr_for(stand_in: &EcrStandIn) -> Ecr {
-    Ecr::new(EcrOptions {
-        region: Some(stand_in.region().to_string()),
-        role_arn: None,
-        endpoint_url: Some(stand_in.api_url()),
-        credentials: Some(aws_credential_types::Credentials::new(
-            "testing", "testing", None, None, "test",
-        )),
-    })
-    .await
-    .unwrap()
-}
-
-fn ecr_client(stand_in: &EcrStandIn, credentials: Arc<EcrCredentials>) -> Client {
-    Client::builder()
-        .docker_config(false)
-        .credentials(credentials)
-        .ecr_registry_url(stand_in.registry_url())
-        .retry(quick_retries())
-        .build()
-        .unwrap()
-}
-
-fn host(stand_in: &EcrStandIn) -> EcrHost {
-    EcrHost::parse(&stand_in.ecr_host()).unwrap()
-}
 
 #[tokio::test]
 async fn copy_into_ecr_with_aws_credentials_preserves_digests() {
     let stand_in = EcrStandIn::start().await.unwrap();
     let src = TestRegistry::anonymous().await.unwrap();
     let image = seeded(&src, "app", "v1", ImageFormat::Docker).await;
-    let ecr = ecr_for(&stand_in).await;
-    let credentials = Arc::new(EcrCredentials::new(ecr.clone()));
-    ecr.ensure_repository(
-        &host(&stand_in),
-        "team/app",
-        &RepositorySettings::default(),
-        EnsureMode::CreateIfMissing,
-    )
-    .await
-    .unwrap();
+    let ecr = ecr_with_repository(&stand_in, "team/app").await;
+    let credentials = Arc::new(EcrCredentials::new(ecr));
 
     let report = copy(
-        &ecr_client(&stand_in, credentials.clone()),
+        &ecr_client(&stand_in.registry_url(), credentials.clone()),
         &reference(&format!("{}/app:v1", src.host())),
         &reference(&format!("{}/team/app:v1", stand_in.ecr_host())),
         CopyOptions::default(),
@@ -98,17 +61,9 @@ async fn a_rotated_token_is_refreshed_once_on_401() {
     let stand_in = EcrStandIn::start().await.unwrap();
     let src = TestRegistry::anonymous().await.unwrap();
     seeded(&src, "app", "v1", ImageFormat::Oci).await;
-    let ecr = ecr_for(&stand_in).await;
-    ecr.ensure_repository(
-        &host(&stand_in),
-        "app",
-        &RepositorySettings::default(),
-        EnsureMode::CreateIfMissing,
-    )
-    .await
-    .unwrap();
+    let ecr = ecr_with_repository(&stand_in, "app").await;
     let credentials = Arc::new(EcrCredentials::new(ecr));
-    let client = ecr_client(&stand_in, credentials.clone());
+    let client = ecr_client(&stand_in.registry_url(), credentials.clone());
     let from = reference(&format!("{}/app:v1", src.host()));
 
     copy(
@@ -152,7 +107,7 @@ async fn immutable_repository_same_digest_is_unchanged_and_a_move_is_refused() {
     };
     let state = ecr
         .ensure_repository(
-            &host(&stand_in),
+            &ecr_host(&stand_in),
             "locked",
             &settings,
             EnsureMode::CreateIfMissing,
@@ -161,7 +116,7 @@ async fn immutable_repository_same_digest_is_unchanged_and_a_move_is_refused() {
         .unwrap();
     assert!(state.created);
     assert_eq!(state.tag_mutability, TagMutability::Immutable);
-    let client = ecr_client(&stand_in, Arc::new(EcrCredentials::new(ecr)));
+    let client = ecr_client(&stand_in.registry_url(), Arc::new(EcrCredentials::new(ecr)));
     let options = CopyOptions {
         immutable_tags: Some(ImmutableTags::all("IMMUTABLE")),
         ..CopyOptions::default()

@@ -534,16 +534,21 @@ pub(crate) async fn expect(
     if expected.contains(&response.status()) {
         return Ok(response);
     }
-    // The URL the request really went to: a loopback registry's scheme is settled in `send`,
-    // after the caller described the request.
-    let info = RequestInfo {
-        url: response.url().to_string(),
-        ..info
-    };
+    let info = settled(info, &response);
     let status = response.status().as_u16();
     let attempts = response.extensions().get::<Attempts>().map_or(1, |a| a.0);
     let body = response.bytes().await.unwrap_or_default();
     Err(gave_up(registry_error(info, status, &body), attempts))
+}
+
+/// `info` naming the URL the request really went to: a loopback registry's scheme is settled in
+/// `send`, after the caller described the request, so an error reported from the response or
+/// its body would otherwise name the `https://` guess for a plain-HTTP registry.
+pub(crate) fn settled(info: RequestInfo, response: &Response) -> RequestInfo {
+    RequestInfo {
+        url: response.url().to_string(),
+        ..info
+    }
 }
 
 pub(crate) fn header_str<'a>(response: &'a Response, name: &str) -> Option<&'a str> {

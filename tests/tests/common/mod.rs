@@ -7,9 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_registry::auth::{Credentials, StaticCredentials};
+use ferry_registry::ecr::{
+    Ecr, EcrCredentials, EcrHost, EcrOptions, EnsureMode, RepositorySettings,
+};
 use ferry_registry::retry::RetryPolicy;
 use ferry_registry::{Client, Reference};
-use ferry_testkit::{BuiltImage, ImageFormat, ImageSpec, TestRegistry};
+use ferry_testkit::ecr::EcrStandIn;
+use ferry_testkit::push::RawClient;
+use ferry_testkit::{BuiltImage, ImageFormat, ImageSpec, TestRegistry, skopeo};
 
 /// Fast retries so fault tests finish quickly; Retry-After is still honoured.
 pub fn quick_retries() -> RetryPolicy {
@@ -99,4 +104,81 @@ pub fn seen(proxy: &ferry_testkit::FaultProxy) -> Vec<String> {
         .iter()
         .map(|r| format!("{} {}", r.method, r.path_and_query))
         .collect()
+}
+
+/// Asserts that `repo:tag` at `dst` is `image`, byte for byte: the index, every child manifest
+/// (skopeo as the witness) and every blob.
+pub async fn assert_identical_at(
+    dst: &TestRegistry,
+    creds: Option<(&str, &str)>,
+    repo: &str,
+    tag: &str,
+    image: &BuiltImage,
+) {
+    let raw = skopeo::inspect_raw(&format!("{}/{repo}:{tag}", dst.host()), creds)
+        .await
+        .unwrap();
+    assert_eq!(
+        sha256(&raw),
+        image.index.digest,
+        "index digest at the destination"
+    );
+    for (platform, manifest) in &image.manifests {
+        let raw = skopeo::inspect_raw(&format!("{}/{repo}@{}", dst.host(), manifest.digest), creds)
+            .await
+            .unwrap();
+        assert_eq!(sha256(&raw), manifest.digest, "{platform} manifest digest");
+    }
+    let raw_client = RawClient::new(&dst.url(), creds).unwrap();
+    for blob in &image.blobs {
+        assert!(
+            raw_client.blob_exists(repo, &blob.digest).await.unwrap(),
+            "blob {} missing at the destination",
+            blob.digest
+        );
+    }
+}
+
+/// The ECR API of the stand-in, with its static test credentials.
+pub async fn ecr_for(stand_in: &EcrStandIn) -> Ecr {
+    Ecr::new(EcrOptions {
+        region: Some(stand_in.region().to_string()),
+        role_arn: None,
+        endpoint_url: Some(stand_in.api_url()),
+        credentials: Some(aws_credential_types::Credentials::new(
+            "testing", "testing", None, None, "test",
+        )),
+    })
+    .await
+    .unwrap()
+}
+
+/// [`ecr_for`], with `repo` created at the stand-in with default settings.
+pub async fn ecr_with_repository(stand_in: &EcrStandIn, repo: &str) -> Ecr {
+    let ecr = ecr_for(stand_in).await;
+    ecr.ensure_repository(
+        &ecr_host(stand_in),
+        repo,
+        &RepositorySettings::default(),
+        EnsureMode::CreateIfMissing,
+    )
+    .await
+    .unwrap();
+    ecr
+}
+
+/// A client that reaches the stand-in's ECR host at `registry_url` (its registry, or a proxy
+/// in front of it) with tokens from `credentials`.
+pub fn ecr_client(registry_url: &str, credentials: Arc<EcrCredentials>) -> Client {
+    Client::builder()
+        .docker_config(false)
+        .credentials(credentials)
+        .ecr_registry_url(registry_url)
+        .retry(quick_retries())
+        .build()
+        .unwrap()
+}
+
+pub fn ecr_host(stand_in: &EcrStandIn) -> EcrHost {
+    EcrHost::parse(&stand_in.ecr_host()).unwrap()
 }

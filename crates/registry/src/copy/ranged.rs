@@ -34,7 +34,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use super::Ctx;
-use crate::client::{Repository, Request, expect, header_str};
+use crate::client::{Repository, Request, expect, header_str, settled};
 use crate::digest::{Digest, verify_stream};
 use crate::endpoints::blobs::BlobStream;
 use crate::error::{Error, RequestInfo, Result};
@@ -92,6 +92,7 @@ pub(crate) async fn source_stream(ctx: &Ctx<'_>, digest: &Digest, size: u64) -> 
         &[StatusCode::OK, StatusCode::PARTIAL_CONTENT],
     )
     .await?;
+    let info = settled(info, &response);
     if response.status() == StatusCode::OK || !content_range_fits(&response, first, size) {
         tracing::debug!(%digest, status = %response.status(), "source does not serve this blob in ranges; one GET");
         let body = response
@@ -262,6 +263,7 @@ async fn read_part(
     sender: &mpsc::UnboundedSender<Bytes>,
     at: &mut u64,
 ) -> Result<()> {
+    let info = settled(info, &response);
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|source| Error::Transport {

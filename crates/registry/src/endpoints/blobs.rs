@@ -13,7 +13,7 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode};
 
 use crate::auth::Scope;
-use crate::client::{Body, Repository, Request, expect, header_str};
+use crate::client::{Body, Repository, Request, expect, header_str, settled};
 use crate::digest::{Digest, verify_stream};
 use crate::error::{Error, Result};
 
@@ -58,6 +58,7 @@ impl Repository {
         let info = request.info();
         let response = self.send(request).await?;
         let response = expect(response, info.clone(), &[StatusCode::OK]).await?;
+        let info = settled(info, &response);
         let bytes = response
             .bytes_stream()
             .map_err(move |source| Error::Transport {

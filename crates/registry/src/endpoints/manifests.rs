@@ -7,7 +7,7 @@ use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 
-use crate::client::{Body, Repository, Request, expect, header_str};
+use crate::client::{Body, Repository, Request, expect, header_str, settled};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
@@ -106,6 +106,7 @@ impl Repository {
             return Ok(None);
         }
         let response = expect(response, info.clone(), &[StatusCode::OK]).await?;
+        let info = settled(info, &response);
         if response.content_length().unwrap_or(0) > MAX_MANIFEST_BYTES as u64 {
             return Err(Error::Protocol {
                 request: info,

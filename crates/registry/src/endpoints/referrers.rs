@@ -8,7 +8,7 @@
 use reqwest::header::ACCEPT;
 use reqwest::{Method, StatusCode};
 
-use crate::client::{Repository, Request, expect, header_str};
+use crate::client::{Repository, Request, expect, header_str, settled};
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::manifest::{Descriptor, Manifest};
@@ -65,6 +65,7 @@ impl Repository {
             return Ok(None);
         }
         let response = expect(response, info.clone(), &[StatusCode::OK]).await?;
+        let info = settled(info, &response);
         let raw = response
             .bytes()
             .await
