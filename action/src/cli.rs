@@ -295,7 +295,7 @@ pub struct CopyArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Fetch a blob of 64 MiB or more as up to N parallel 16 MiB `Range` requests when the
+    /// Fetch a blob of 64 MiB or more as up to N parallel 4 MiB `Range` requests when the
     /// source serves ranges (spare transfer budget only); 0 or 1: one `GET` per blob.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub range_parts: usize,

@@ -30,15 +30,7 @@ pub async fn action_image() -> &'static str {
             .get_or_init(|| {
                 require_docker();
                 let root = workspace_root();
-                let build = root.join("scripts/build-release.sh");
-                let out = Command::new("bash").arg(&build).output().unwrap();
-                assert!(
-                    out.status.success(),
-                    "{} failed:\n{}",
-                    build.display(),
-                    text(&out.stderr)
-                );
-                let binary = text(&out.stdout).trim().to_string();
+                let binary = release_ferry();
                 let script = root.join("action/image.sh");
                 let out = Command::new("bash")
                     .arg(&script)
@@ -57,6 +49,20 @@ pub async fn action_image() -> &'static str {
     })
     .await
     .unwrap()
+}
+
+/// The static release `ferry` of `scripts/build-release.sh`: the one build the demo, the
+/// benchmarks and `scripts/test.sh` share (built before the tests run, so this is quick).
+pub fn release_ferry() -> String {
+    let build = workspace_root().join("scripts/build-release.sh");
+    let out = Command::new("bash").arg(&build).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} failed:\n{}",
+        build.display(),
+        text(&out.stderr)
+    );
+    text(&out.stdout).trim().to_string()
 }
 
 pub fn require_docker() {

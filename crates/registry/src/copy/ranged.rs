@@ -19,14 +19,14 @@
 //!
 //! **Memory**: at most `parts` parts are in flight, the first of them (the head) written out as
 //! its bytes arrive and the others held until their turn: at most `parts × part_bytes` of blob
-//! data per blob — 4 × 16 MiB = 64 MiB with the defaults (plus the allocator's slack). Each part
+//! data per blob — 4 × 4 MiB = 16 MiB with the defaults, held in 256 KiB blocks. Each part
 //! is retried on its own and resumes where it stopped; the whole stream is verified against the
 //! digest as a plain `GET` is.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt, stream};
 use reqwest::header::RANGE;
 use reqwest::{Method, Response, StatusCode};
@@ -41,6 +41,9 @@ use crate::error::{Error, RequestInfo, Result};
 
 const MIB: u64 = 1024 * 1024;
 
+/// The size of the blocks a part is held in until its turn.
+const BLOCK: usize = 256 * 1024;
+
 /// When and how a large blob is fetched in parallel ranges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RangedFetch {
@@ -53,11 +56,14 @@ pub struct RangedFetch {
 }
 
 impl Default for RangedFetch {
-    /// Four parts of 16 MiB for blobs of 64 MiB and more.
+    /// Four parts of 4 MiB for blobs of 64 MiB and more: at most 16 MiB held per blob, so a
+    /// 1 GiB layer copies well under 64 MB of RSS (measured: 16 MiB parts, 89 MB; 8 MiB, 61 MB).
+    /// Over 30 ms, a 4 MiB part is ~85 % of a connection's time at 25 MiB/s, the rest its
+    /// request's round trip.
     fn default() -> Self {
         Self {
             parts: 4,
-            part_bytes: 16 * MIB,
+            part_bytes: 4 * MIB,
             threshold: 64 * MIB,
         }
     }
@@ -265,23 +271,38 @@ async fn read_part(
 ) -> Result<()> {
     let info = settled(info, &response);
     let mut body = response.bytes_stream();
+    // Copied into blocks of our own before being held: a body chunk shares its allocation with
+    // the connection's read buffer, so holding parts as chunks held about twice their bytes
+    // (110 MB peak RSS for a 1 GiB blob with 4 × 16 MiB parts, against 14 MB for one GET).
+    let mut block = BytesMut::new();
+    // `at` moves only past bytes sent on, so a retry after an error refetches what `block`
+    // held.
+    let mut received = *at;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|source| Error::Transport {
             request: info.clone(),
             source,
         })?;
-        let len = chunk.len() as u64;
-        if *at + len > range.1 {
+        received += chunk.len() as u64;
+        if received > range.1 {
             return Err(Error::Protocol {
                 request: info,
                 reason: format!("range {}-{} sent more bytes", range.0, range.1 - 1),
             });
         }
-        if sender.send(chunk).is_err() {
-            // The blob's stream is gone (the transfer failed elsewhere): nothing to do.
+        if !block.is_empty()
+            && block.len() + chunk.len() > BLOCK
+            && !send_block(sender, &mut block, at)
+        {
             return Ok(());
         }
-        *at += len;
+        if block.is_empty() {
+            block.reserve(BLOCK.max(chunk.len()));
+        }
+        block.extend_from_slice(&chunk);
+    }
+    if !block.is_empty() && !send_block(sender, &mut block, at) {
+        return Ok(());
     }
     if *at != range.1 {
         return Err(Error::Protocol {
@@ -290,6 +311,18 @@ async fn read_part(
         });
     }
     Ok(())
+}
+
+/// Sends `block` on and advances `at` past it; `false` when the blob's stream is gone (the
+/// transfer failed elsewhere: nothing left to do).
+fn send_block(sender: &mpsc::UnboundedSender<Bytes>, block: &mut BytesMut, at: &mut u64) -> bool {
+    let bytes = block.split().freeze();
+    let len = bytes.len() as u64;
+    if sender.send(bytes).is_err() {
+        return false;
+    }
+    *at += len;
+    true
 }
 
 async fn range_request(

@@ -1,0 +1,100 @@
+//! Memory bounds: `ferry copy` of an image whose one layer is 1 GiB stays under 64 MB of peak
+//! RSS, read from `/proc/<pid>/status` (`VmHWM`) of the running process — the static release
+//! binary, as users run it. Blob bytes are streamed, never held whole: a copy holds at most its
+//! range parts (4 × 4 MiB) besides what is in flight.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use ferry_testkit::{TestRegistry, cli, skopeo};
+
+/// 64 MB (decimal) in the KiB `/proc` reports, the stricter reading of "64 MB".
+const LIMIT_KB: u64 = 62_500;
+const GIB: usize = 1 << 30;
+
+/// The peak RSS (KiB) of `child` up to its exit, polled from /proc: `VmHWM` only grows, so the
+/// last reading before the process goes is its peak within one polling interval.
+fn peak_rss_kb(mut child: Child) -> (std::process::ExitStatus, u64) {
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file) {
+            let hwm = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+            peak = peak.max(hwm.unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, peak);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ferry(binary: &str, home: &std::path::Path, args: &[&str]) -> Command {
+    let mut cmd = cli::command(binary, home, None);
+    cmd.args(args);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copying_a_1_gib_layer_stays_under_64_mb() {
+    let src = TestRegistry::anonymous().await.unwrap();
+    let dst = TestRegistry::anonymous().await.unwrap();
+    // Seeded by the release `ferry-testkit` of the same build: a debug build takes minutes to
+    // make and compress 1 GiB of random data.
+    let ferry_bin = common::action_runner::release_ferry();
+    let testkit = std::path::Path::new(&ferry_bin).with_file_name("ferry-testkit");
+    let seeded = Command::new(&testkit)
+        .args([
+            "seed",
+            "--registry",
+            &src.host(),
+            "--repository",
+            "big",
+            "--tag",
+            "v1",
+        ])
+        .args([
+            "--single",
+            "--layers",
+            "1",
+            "--layer-bytes",
+            &GIB.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        seeded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    let digest = String::from_utf8_lossy(&seeded.stdout).trim().to_string();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+
+    let home = tempfile::tempdir().unwrap();
+    let (from, to) = (
+        format!("{}/big:v1", src.host()),
+        format!("{}/big:v1", dst.host()),
+    );
+    // The default path: the layer is large enough for parallel ranges.
+    let child = ferry(&ferry_bin, home.path(), &["copy", &from, &to])
+        .spawn()
+        .unwrap();
+    let (status, peak) = tokio::task::spawn_blocking(move || peak_rss_kb(child))
+        .await
+        .unwrap();
+    assert!(status.success(), "ferry copy failed: {status:?}");
+    assert!(peak > 0, "no reading of /proc");
+    assert!(
+        peak < LIMIT_KB,
+        "ferry copy of a 1 GiB layer peaked at {peak} kB of RSS"
+    );
+    let raw = skopeo::inspect_raw(&to, None).await.unwrap();
+    assert_eq!(ferry_testkit::sha256_digest(&raw), digest);
+}
