@@ -33,14 +33,13 @@ for t in "${targets[@]}"; do bins+=(--bin "$t"); done
 cargo build --release --locked --target "$host" "${bins[@]}"
 
 run_one() {
-    local t="$1"
+    local t="$1" rc=0
     mkdir -p "corpus/$t" "artifacts/$t"
     # New inputs go to corpus/<t> (git-ignored); seeds/<t> is read only.
     "$CARGO_TARGET_DIR/$host/release/$t" \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
         -print_final_stats=1 -artifact_prefix="artifacts/$t/" \
-        "corpus/$t" "seeds/$t" > "artifacts/$t.log" 2>&1
-    local rc=$?
+        "corpus/$t" "seeds/$t" > "artifacts/$t.log" 2>&1 || rc=$?
     if [ "$rc" -ne 0 ]; then
         echo "FAIL $t (exit $rc), see fuzz/artifacts/$t.log:" >&2
         tail -n 40 "artifacts/$t.log" >&2
