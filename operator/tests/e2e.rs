@@ -299,3 +299,45 @@ async fn sigterm_mid_copy_leaves_the_tag_at_its_complete_image_and_a_restart_fin
     }
     assert_eq!(destination_digest(&dst.host(), "1.0").await, new);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_examples_apply_server_side_as_they_are() {
+    let cluster = Cluster::start().await;
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+    for namespace in ["web", "platform"] {
+        cluster.kubectl.ok(&["create", "namespace", namespace]);
+    }
+    let applied = cluster
+        .kubectl
+        .ok(&["apply", "--server-side", "-f", examples]);
+    for object in [
+        "ecrimagemirror.ferry.dev/nginx",
+        "ecrimagemirror.ferry.dev/tool",
+        "secret/hub-creds",
+    ] {
+        assert!(applied.contains(object), "{applied}");
+    }
+    // What the cluster holds is what the files say, spec for spec.
+    let listed: serde_json::Value =
+        serde_json::from_str(&cluster.kubectl.ok(&["get", "eim", "-A", "-o", "json"])).unwrap();
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{listed}");
+    for entry in std::fs::read_dir(examples).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for document in text.split("\n---\n") {
+            let document: serde_json::Value = serde_norway::from_str(document).unwrap();
+            if document["kind"] != "EcrImageMirror" {
+                continue;
+            }
+            let metadata = &document["metadata"];
+            let stored = items
+                .iter()
+                .find(|i| {
+                    i["metadata"]["name"] == metadata["name"]
+                        && i["metadata"]["namespace"] == metadata["namespace"]
+                })
+                .unwrap_or_else(|| panic!("{metadata} not listed: {listed}"));
+            assert_eq!(stored["spec"], document["spec"], "{metadata}");
+        }
+    }
+}
