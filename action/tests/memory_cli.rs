@@ -1,7 +1,9 @@
-//! Memory bounds: `ferry copy` of an image whose one layer is 1 GiB stays under 64 MB of peak
+//! Memory bounds: `ferry copy` of an image whose one layer is 1 GiB, and `ferry push` of a
+//! `docker save` archive whose one (uncompressed) layer is 1 GiB, each stay under 64 MB of peak
 //! RSS, read from `/proc/<pid>/status` (`VmHWM`) of the running process — the static release
 //! binary, as users run it. Blob bytes are streamed, never held whole: a copy holds at most its
-//! range parts (4 × 4 MiB) besides what is in flight.
+//! range parts (4 × 4 MiB) besides what is in flight; a push its upload queue (16 MiB, the rest
+//! spooled to disk) and the blocks being compressed.
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,6 +12,7 @@ mod common;
 use std::process::{Child, Command};
 use std::time::Duration;
 
+use ferry_testkit::push::RawClient;
 use ferry_testkit::{TestRegistry, cli, skopeo};
 
 /// 64 MB (decimal) in the KiB `/proc` reports, the stricter reading of "64 MB".
@@ -97,4 +100,67 @@ async fn copying_a_1_gib_layer_stays_under_64_mb() {
     );
     let raw = skopeo::inspect_raw(&to, None).await.unwrap();
     assert_eq!(ferry_testkit::sha256_digest(&raw), digest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushing_a_1_gib_layer_stays_under_64_mb() {
+    let dst = TestRegistry::anonymous().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("big.tar");
+    let diff_id = {
+        let archive = archive.clone();
+        tokio::task::spawn_blocking(move || {
+            ferry_testkit::save_archive::write_random_save_archive(&archive, "big:1", GIB as u64)
+        })
+        .await
+        .unwrap()
+        .unwrap()
+    };
+
+    let ferry_bin = common::action_runner::release_ferry();
+    let home = tempfile::tempdir().unwrap();
+    let source = format!("docker-archive:{}", archive.display());
+    let args = [
+        "push",
+        &source,
+        "--registry",
+        &dst.host(),
+        "--repository",
+        "big",
+        "--tag",
+        "v1",
+        "--json",
+    ];
+    let child = ferry(&ferry_bin, home.path(), &args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (status, peak) = tokio::task::spawn_blocking(move || peak_rss_kb(child))
+        .await
+        .unwrap();
+    assert!(status.success(), "ferry push failed: {status:?}");
+    assert!(peak > 0, "no reading of /proc");
+    assert!(
+        peak < LIMIT_KB,
+        "ferry push of a 1 GiB layer peaked at {peak} kB of RSS"
+    );
+
+    // What went up is the layer: gzip that decompresses to the diff_id's bytes.
+    let raw = skopeo::inspect_raw(&format!("{}/big:v1", dst.host()), None)
+        .await
+        .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let blob = RawClient::new(&dst.url(), None)
+        .unwrap()
+        .get_blob("big", layer)
+        .await
+        .unwrap()
+        .unwrap();
+    let unpacked =
+        tokio::task::spawn_blocking(move || ferry_testkit::gunzipped_sha256_digest(&blob))
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(unpacked, diff_id);
 }

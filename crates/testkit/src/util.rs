@@ -12,6 +12,14 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+/// The sha256 of what gzip (or multi-member gzip) `bytes` decompress to, streamed: a layer's
+/// `diff_id` from its blob.
+pub fn gunzipped_sha256_digest(bytes: &[u8]) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut flate2::read::MultiGzDecoder::new(bytes), &mut hasher)?;
+    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
+}
+
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

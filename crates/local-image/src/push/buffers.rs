@@ -15,10 +15,10 @@ use bytes::Bytes;
 /// (a stored block's framing is 5 bytes per 64 KiB, plus the member's header and trailer).
 pub(crate) const BUFFER: usize = super::gzip::BLOCK + super::gzip::BLOCK / 1024 + 64;
 
-/// Buffers kept for reuse: what the uploads' queue ([`super::upload`], 32 MiB) and the
-/// compression workers hold at their fullest. More are allocated when needed, and dropped when
-/// they come back to a full pool.
-const KEEP: usize = 48;
+/// Buffers kept for reuse: what the uploads' queue ([`super::upload`], 16 MiB), the hasher's
+/// queue and the compression workers hold at their fullest. More are allocated when needed,
+/// and dropped when they come back to a full pool.
+const KEEP: usize = 32;
 
 #[derive(Default)]
 pub(crate) struct BufferPool {

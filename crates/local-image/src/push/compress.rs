@@ -78,14 +78,16 @@ pub(crate) struct Streamed {
     pub size: u64,
 }
 
-/// The most bytes handed to the upload at once.
-pub(crate) const CHUNK: usize = 256 * 1024;
-
-/// Where compressed chunks go (the upload); an error stops the compression.
+/// Where compressed bytes go (the upload), a whole pooled buffer (at most [`BUFFER`]) at a
+/// time; an error stops the compression.
+///
+/// Whole buffers, not slices: a slice keeps its whole buffer alive, so an upload queue that
+/// counted slices by their length would let a short tail slice (the last 98 bytes of a gzip
+/// member) hold a MiB. Pushing a 1 GiB layer peaked at 700 MB that way.
 pub(crate) type Sink<'a> = &'a mut (dyn FnMut(Bytes) -> io::Result<()> + Send);
 
-/// A `Write` that hashes, counts and forwards bytes to the upload in chunks. Written bytes
-/// collect in a pooled buffer and go out a block at a time, as slices of it.
+/// A `Write` that hashes, counts and forwards bytes to the upload. Written bytes collect in a
+/// pooled buffer and go out a block at a time.
 pub(super) struct Forward<'a> {
     sink: Sink<'a>,
     hasher: Hasher,
@@ -110,30 +112,24 @@ impl<'a> Forward<'a> {
             return Ok(());
         }
         let pending = std::mem::replace(&mut self.pending, self.pool.take());
-        self.send_chunked(self.pool.share(pending))
-    }
-
-    /// Sends `bytes` in slices of at most [`CHUNK`] (no copies).
-    fn send_chunked(&mut self, mut bytes: Bytes) -> io::Result<()> {
-        while !bytes.is_empty() {
-            let chunk = bytes.split_to(bytes.len().min(CHUNK));
-            self.send(chunk)?;
-        }
-        Ok(())
+        self.send(self.pool.share(pending))
     }
 
     /// Every byte passes here, in order: hashed, then handed to the upload.
-    fn send(&mut self, chunk: Bytes) -> io::Result<()> {
-        self.size += chunk.len() as u64;
-        self.hasher.update(&chunk)?;
-        (self.sink)(chunk)
+    fn send(&mut self, bytes: Bytes) -> io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.size += bytes.len() as u64;
+        self.hasher.update(&bytes)?;
+        (self.sink)(bytes)
     }
 
-    /// Like `write_all`, for bytes the caller owns: they are sent without being copied, in
-    /// chunks of at most [`CHUNK`] (slices of one buffer).
+    /// Like `write_all`, for a buffer the caller owns (at most [`BUFFER`]): sent without
+    /// being copied.
     pub(super) fn write_owned(&mut self, bytes: Bytes) -> io::Result<()> {
         self.send_pending()?;
-        self.send_chunked(bytes)
+        self.send(bytes)
     }
 
     fn finish(mut self) -> io::Result<(PendingDigest, u64)> {
@@ -161,7 +157,7 @@ impl Write for Forward<'_> {
 }
 
 /// Reads `input` to its end, compressing it (or, with `None`, passing it through) into `sink`
-/// in chunks of at most [`CHUNK`], which `hasher` hashes. `hash_input`: also compute the
+/// in buffers of at most [`BUFFER`], which `hasher` hashes. `hash_input`: also compute the
 /// sha256 of what was read — a second full pass of hashing, so only when someone needs it.
 /// Blocking: run it on a blocking thread.
 pub(crate) fn stream_layer(
@@ -246,7 +242,7 @@ pub(super) mod tests {
     ) -> (Done, Vec<u8>) {
         let mut out = Vec::new();
         let mut sink = |chunk: Bytes| {
-            assert!(chunk.len() <= CHUNK);
+            assert!(chunk.len() <= BUFFER);
             out.extend_from_slice(&chunk);
             Ok(())
         };

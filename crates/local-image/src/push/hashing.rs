@@ -13,9 +13,9 @@ use bytes::Bytes;
 
 use ferry_registry::digest::{Digest, Sha256};
 
-/// Chunks queued for a background hasher (of at most 256 KiB each): 8 MiB. Reading waits when
-/// the hasher is this far behind; the chunks are the ones being uploaded, shared, not copied.
-const QUEUE_CHUNKS: usize = 32;
+/// Buffers queued for a background hasher (of at most 1 MiB each): 8 MiB. Reading waits when
+/// the hasher is this far behind; the buffers are the ones being uploaded, shared, not copied.
+const QUEUE_CHUNKS: usize = 8;
 
 pub(crate) enum Hasher {
     Inline(Sha256),

@@ -10,8 +10,10 @@
 //! Memory: the compressed chunks waiting to be sent count against one budget for all uploads
 //! ([`QUEUED_BYTES`]). When it is spent, chunks go to a bounded spool on disk ([`super::spool`])
 //! so that reading runs ahead of slow uploads; only when that is full too does reading wait.
-//! Beyond it, each upload may hold the rest of one 1 MiB gzip member (its chunks are slices of
-//! it) and its hasher's queue.
+//! A chunk is one pooled buffer of at most 1 MiB and counts whole until its last slice is sent
+//! (a slice keeps its buffer alive). Beyond the budget, each upload has up to 16 slices (4 MiB)
+//! in the HTTP client, and the layer being read its hasher's queue (8 MiB) and the compression
+//! workers' blocks (two per worker).
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -24,7 +26,7 @@ use tokio::task::JoinHandle;
 
 use super::archive::{Fate, PushedBlob, diff_id_key};
 use super::cache::{CachedBlob, PushCache};
-use super::compress::{CHUNK, Compression};
+use super::compress::Compression;
 use super::hashing::PendingDigest;
 use super::sessions::Sessions;
 use super::spool::{Queued, SPOOL_BYTES, SpoolWriter, read_back};
@@ -35,8 +37,9 @@ use ferry_registry::digest::Digest;
 /// Layer uploads at once, each on its own connection: as many as a copy's default budget of blob
 /// transfers ([`ferry_registry::copy::Budget`]).
 pub(crate) const UPLOADS_IN_FLIGHT: usize = 8;
-/// Compressed bytes read ahead of the uploads, all layers together.
-const QUEUED_BYTES: usize = 32 * 1024 * 1024;
+/// Compressed bytes read ahead of the uploads in memory, all layers together; more go to the
+/// spool. The spool's data comes back from the page cache, so a larger budget saves little.
+const QUEUED_BYTES: usize = 16 * 1024 * 1024;
 
 /// An upload under way and what to record once it is through.
 struct Started {
@@ -99,10 +102,7 @@ impl<'a> Uploads<'a> {
     pub fn open(&self, dst: &Repository) -> Feed {
         let (chunks, rx) = mpsc::unbounded_channel();
         let (digest, digest_rx) = oneshot::channel::<PendingDigest>();
-        let body = reqwest::Body::wrap_stream(ChunkStream {
-            queue: rx,
-            spooled: None,
-        });
+        let body = reqwest::Body::wrap_stream(ChunkStream::new(rx));
         let dst = dst.clone();
         let opened = self.sessions.and_then(Sessions::take);
         let task = self.handle.spawn(async move {
@@ -159,22 +159,29 @@ impl<'a> Uploads<'a> {
 
     /// Records the uploads that are through, and waits for the oldest while too many are
     /// under way, so that a failed upload stops the push at the next layer.
+    ///
+    /// Every upload that is through is recorded even when another failed: [`Self::finish`]
+    /// waits for the rest, and a push run again after the failure skips what was stored.
     pub fn settle(&mut self, blobs: &mut HashMap<String, PushedBlob>) -> Result<()> {
+        let mut first = Ok(());
         let mut waiting = VecDeque::new();
         while let Some(started) = self.started.pop_front() {
             if started.task.is_finished() {
-                self.record(started, blobs)?;
+                let result = self.record(started, blobs);
+                if first.is_ok() {
+                    first = result;
+                }
             } else {
                 waiting.push_back(started);
             }
         }
         self.started = waiting;
-        while self.started.len() >= UPLOADS_IN_FLIGHT {
+        while first.is_ok() && self.started.len() >= UPLOADS_IN_FLIGHT {
             if let Some(oldest) = self.started.pop_front() {
-                self.record(oldest, blobs)?;
+                first = self.record(oldest, blobs);
             }
         }
-        Ok(())
+        first
     }
 
     /// Waits for every upload; the first error wins, but all are waited for.
@@ -227,7 +234,8 @@ impl Feed {
     /// it has, else in memory once the budget has room. Fails when the upload has stopped (it
     /// failed), which stops the compression.
     pub fn send(&mut self, handle: &Handle, chunk: Bytes) -> io::Result<()> {
-        let share = u32::try_from(chunk.len().min(CHUNK)).unwrap_or(u32::MAX);
+        // Counted whole: the chunk is one pooled buffer (see `compress::Sink`).
+        let share = u32::try_from(chunk.len().min(QUEUED_BYTES)).unwrap_or(u32::MAX);
         let queued = match self.budget.clone().try_acquire_many_owned(share) {
             Ok(permit) => Queued::Memory(chunk, permit),
             Err(_) => match self.spool.write(&chunk) {
@@ -260,12 +268,65 @@ fn join(handle: &Handle, task: JoinHandle<Result<Option<Digest>>>) -> Result<Opt
         .map_err(|e| Error::Other(format!("layer upload task failed: {e}")))?
 }
 
-/// An upload's body: its chunks as the compressing thread queues them. A chunk's share of the
-/// in-memory budget is given back as the HTTP client takes it; its share of the spool only when
-/// the upload ends, since the layer's spool file keeps its bytes until then.
+/// An upload's body: its chunks as the compressing thread queues them, handed to the HTTP
+/// client in slices of at most [`SLICE`]. A chunk's share of the in-memory budget is given
+/// back once its last slice is taken; its share of the spool only when the upload ends, since
+/// the layer's spool file keeps its bytes until then.
 struct ChunkStream {
     queue: mpsc::UnboundedReceiver<Queued>,
+    /// What is left of the chunk being sent.
+    current: Current,
     spooled: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// The most bytes handed to the HTTP client at once. It queues up to 16 writes per connection
+/// before it waits for the socket, so this bounds what each upload holds there (4 MiB).
+const SLICE: usize = 256 * 1024;
+
+enum Current {
+    None,
+    /// The permit is the chunk's share of the budget, held until its last slice is taken.
+    Memory(Bytes, #[allow(dead_code)] tokio::sync::OwnedSemaphorePermit),
+    Spooled {
+        file: Arc<std::fs::File>,
+        offset: u64,
+        left: usize,
+    },
+}
+
+impl ChunkStream {
+    fn new(queue: mpsc::UnboundedReceiver<Queued>) -> Self {
+        ChunkStream {
+            queue,
+            current: Current::None,
+            spooled: None,
+        }
+    }
+
+    /// The next slice of the current chunk, if any is left.
+    fn next_slice(&mut self) -> Option<io::Result<Bytes>> {
+        match &mut self.current {
+            Current::None => None,
+            Current::Memory(chunk, _) => {
+                let slice = chunk.split_to(chunk.len().min(SLICE));
+                if chunk.is_empty() {
+                    // Last slice: the chunk's budget goes back.
+                    self.current = Current::None;
+                }
+                Some(Ok(slice))
+            }
+            Current::Spooled { file, offset, left } => {
+                let len = (*left).min(SLICE);
+                let slice = read_back(file, *offset, len);
+                *offset += len as u64;
+                *left -= len;
+                if *left == 0 {
+                    self.current = Current::None;
+                }
+                Some(slice)
+            }
+        }
+    }
 }
 
 impl futures::Stream for ChunkStream {
@@ -275,22 +336,31 @@ impl futures::Stream for ChunkStream {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        self.queue.poll_recv(cx).map(|next| {
-            next.map(|queued| match queued {
-                Queued::Memory(chunk, _share) => Ok(chunk),
-                Queued::Spooled {
+        loop {
+            if let Some(slice) = self.next_slice() {
+                return std::task::Poll::Ready(Some(slice));
+            }
+            let next = std::task::ready!(self.queue.poll_recv(cx));
+            self.current = match next {
+                None => return std::task::Poll::Ready(None),
+                Some(Queued::Memory(chunk, share)) => Current::Memory(chunk, share),
+                Some(Queued::Spooled {
                     file,
                     offset,
                     len,
                     share,
-                } => {
+                }) => {
                     match &mut self.spooled {
                         Some(held) => held.merge(share),
                         None => self.spooled = Some(share),
                     }
-                    read_back(&file, offset, len)
+                    Current::Spooled {
+                        file,
+                        offset,
+                        left: len,
+                    }
                 }
-            })
-        })
+            };
+        }
     }
 }
