@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use ferry_testkit::ecr::EcrStandIn;
 use ferry_testkit::{ImageSpec, LocalImage, cli, skopeo};
@@ -78,7 +78,7 @@ async fn push_by_name_then_warm_and_extra_tags() {
     .unwrap();
     assert_eq!(ferry_testkit::sha256_digest(&raw), digest);
 
-    assert_layers_match_diff_ids(&stand_in, "team/app:v1");
+    assert_layers_match_diff_ids(&stand_in, "team/app:v1").await;
 
     // Again: nothing uploaded, tags unchanged.
     let again = json(&ferry(
@@ -236,53 +236,13 @@ async fn push_from_oci_layout_and_docker_archive() {
     assert_eq!(from_file["layers_uploaded"], 2);
 }
 
-/// Pulls the image with skopeo (which verifies every blob digest), then checks each
-/// decompressed layer against the config's `diff_ids`: the layers are the engine's, byte for byte.
-fn assert_layers_match_diff_ids(stand_in: &EcrStandIn, reference: &str) {
-    let out_dir = tempfile::tempdir().unwrap();
+/// The layers stored are the engine's, byte for byte (see the helper).
+async fn assert_layers_match_diff_ids(stand_in: &EcrStandIn, reference: &str) {
     let password = stand_in.password();
-    let out = Command::new("skopeo")
-        .args(["copy", "--src-tls-verify=false", "--src-creds"])
-        .arg(format!("AWS:{password}"))
-        .arg(format!(
-            "docker://{}/{reference}",
-            stand_in.registry().host()
-        ))
-        .arg(format!("dir:{}", out_dir.path().display()))
-        .output()
+    let at = format!("{}/{reference}", stand_in.registry().host());
+    skopeo::pull_checking_diff_ids(&at, Some(("AWS", &password)))
+        .await
         .unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo copy: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.path().join("manifest.json")).unwrap())
-            .unwrap();
-    let file = |digest: &serde_json::Value| {
-        out_dir
-            .path()
-            .join(digest.as_str().unwrap().trim_start_matches("sha256:"))
-    };
-    let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(file(&manifest["config"]["digest"])).unwrap())
-            .unwrap();
-    let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
-    let layers = manifest["layers"].as_array().unwrap();
-    assert_eq!(layers.len(), diff_ids.len());
-    for (layer, diff_id) in layers.iter().zip(diff_ids) {
-        let compressed = std::fs::read(file(&layer["digest"])).unwrap();
-        let mut tar = Vec::new();
-        std::io::Read::read_to_end(
-            &mut flate2::read::MultiGzDecoder::new(&compressed[..]),
-            &mut tar,
-        )
-        .unwrap();
-        assert_eq!(
-            &ferry_testkit::sha256_digest(&tar),
-            diff_id.as_str().unwrap()
-        );
-    }
 }
 
 /// One error line (and at most one `ferry: hint:` line saying what to do about it).

@@ -7,92 +7,17 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::faults::*;
 use common::*;
 use ferry_registry::copy;
 use ferry_registry::copy::CopyOptions;
 use ferry_registry::ecr::EcrCredentials;
 use ferry_testkit::ecr::EcrStandIn;
 use ferry_testkit::push::RawClient;
-use ferry_testkit::wan::WanConfig;
-use ferry_testkit::{
-    Fault, FaultAction, FaultProxy, ImageFormat, ImageSpec, Recorded, TestRegistry, WanProxy,
-};
-
-/// A registry across a WAN-like link with a fault-injecting proxy in front:
-/// client → `FaultProxy` → `WanProxy` (5 ms each way) → registry, so every request, faulted or
-/// retried, also pays the round trip. The registry sees the `FaultProxy`'s `Host` and points
-/// upload `Location`s back at it, so uploads are faulted too.
-struct FaultyLink {
-    // In this order so each hop stops before the one behind it.
-    faults: FaultProxy,
-    wan: WanProxy,
-    registry: TestRegistry,
-}
-
-impl FaultyLink {
-    async fn start() -> FaultyLink {
-        let registry = TestRegistry::anonymous().await.unwrap();
-        let upstream = SocketAddr::from(([127, 0, 0, 1], registry.port()));
-        let wan = WanProxy::start(upstream, WanConfig::new(5, None))
-            .await
-            .unwrap();
-        let faults = FaultProxy::start(&format!("http://{}", wan.host()))
-            .await
-            .unwrap();
-        FaultyLink {
-            faults,
-            wan,
-            registry,
-        }
-    }
-
-    fn host(&self) -> String {
-        self.faults.host()
-    }
-}
-
-/// Answers `code` with `Retry-After: 1` to every `every`-th request.
-fn throttle(code: u16, every: usize) -> Fault {
-    let action = FaultAction::Status {
-        code,
-        retry_after: Some(1),
-    };
-    Fault::new("/v2/", action).every(every).times(usize::MAX)
-}
-
-/// How many recorded requests a fault matching `is` was applied to.
-fn fired(proxy: &FaultProxy, is: impl Fn(&FaultAction) -> bool) -> usize {
-    proxy
-        .requests()
-        .iter()
-        .filter(|r| r.fault.as_ref().is_some_and(&is))
-        .count()
-}
-
-/// Polls `proxy`'s record until `ready` holds, for a watcher acting mid-copy.
-async fn wait_for(proxy: &FaultProxy, what: &str, ready: impl Fn(&[Recorded]) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ready(&proxy.requests()) {
-        assert!(
-            Instant::now() < deadline,
-            "never saw {what}: {:#?}",
-            seen(proxy)
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-fn is_blob_commit(r: &Recorded) -> bool {
-    r.method == "PUT" && r.path_and_query.contains("/blobs/uploads/")
-}
-
-fn is_delay(r: &Recorded) -> bool {
-    matches!(r.fault, Some(FaultAction::Delay(_)))
-}
+use ferry_testkit::{Fault, FaultAction, FaultProxy, ImageFormat, ImageSpec, TestRegistry};
 
 #[tokio::test]
 async fn a_copy_over_a_lossy_throttling_wan_lands_every_digest_intact() {

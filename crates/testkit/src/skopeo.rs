@@ -148,6 +148,49 @@ fn redact(args: &[String]) -> Vec<String> {
     out
 }
 
+/// Pulls `reference` (as for [`inspect_raw`]) with skopeo, which verifies every blob's digest,
+/// and checks each decompressed layer against the config's `diff_ids`: what a push stored is
+/// the image's layers, byte for byte. Returns the manifest (parsed).
+pub async fn pull_checking_diff_ids(
+    reference: &str,
+    creds: Option<(&str, &str)>,
+) -> anyhow::Result<serde_json::Value> {
+    let out_dir = tempfile::tempdir()?;
+    let dir = format!("dir:{}", out_dir.path().display());
+    let opts = CopyOptions {
+        src_creds: creds.map(|(u, p)| (u.to_string(), p.to_string())),
+        ..CopyOptions::default()
+    };
+    copy(reference, &dir, &opts).await?;
+    let read = |name: &str| {
+        let path = out_dir.path().join(name.trim_start_matches("sha256:"));
+        std::fs::read(&path).with_context(|| format!("skopeo wrote no {}", path.display()))
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(&read("manifest.json")?)?;
+    let digest_of = |v: &serde_json::Value| v["digest"].as_str().unwrap_or_default().to_string();
+    let config: serde_json::Value =
+        serde_json::from_slice(&read(&digest_of(&manifest["config"]))?)?;
+    let diff_ids = config["rootfs"]["diff_ids"]
+        .as_array()
+        .context("the config has no rootfs.diff_ids")?;
+    let layers = manifest["layers"]
+        .as_array()
+        .context("the manifest has no layers")?;
+    if layers.len() != diff_ids.len() {
+        bail!("{} layers for {} diff_ids", layers.len(), diff_ids.len());
+    }
+    for (layer, diff_id) in layers.iter().zip(diff_ids) {
+        let actual = crate::util::gunzipped_sha256_digest(&read(&digest_of(layer))?)?;
+        if Some(actual.as_str()) != diff_id.as_str() {
+            bail!(
+                "layer {} decompresses to {actual}, not {diff_id}",
+                digest_of(layer)
+            );
+        }
+    }
+    Ok(manifest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,9 @@
 //!    archive's `manifest.json` ([`rebuilt`]).
 //! 5. Push it under the first tag, then each further tag by a manifest PUT only — last, so a
 //!    tag never points at anything incomplete.
+//!
+//! A pass that fails on the way (a reset, a 5xx, an expired token under a streamed upload) is
+//! run again whole, as the retry policy allows; see [`push_once`] for why and what it costs.
 
 mod archive;
 mod buffers;
@@ -140,8 +143,82 @@ pub async fn push(
     let dst = client
         .repository(destination)
         .with_counters(counters.clone());
-    let tally = Tally::default();
+    let policy = client.retry_policy().clone();
+    let mut attempt = 1;
+    let mut refused = false;
+    let (pushed, tally) = loop {
+        let tally = Tally::default();
+        let error = match push_once(&dst, source, options, &tally).await {
+            Ok(pushed) => break (pushed, tally),
+            Err(error) => error,
+        };
+        let Some(registry) = error.registry() else {
+            return Err(error);
+        };
+        // A 401 once: the streamed upload could not be re-authenticated, and the next pass's
+        // first request fetches new credentials. Otherwise what the retry policy allows.
+        if registry.status() == Some(401) && !refused {
+            refused = true;
+        } else if registry.is_retryable() && policy.should_retry(attempt) {
+            attempt += 1;
+        } else {
+            return Err(error);
+        }
+        let delay = policy.delay(attempt, None);
+        tracing::warn!(%error, ?delay, attempt, "the push failed; pushing again");
+        if let Some(progress) = &options.progress {
+            progress.phase(&format!("{error}; pushing again (what is stored stays)…"));
+        }
+        tokio::time::sleep(delay).await;
+    };
+    let Pushed {
+        manifest,
+        size,
+        notes,
+        tags,
+        read_source,
+    } = pushed;
+    Ok(PushReport {
+        source: source.display(),
+        destination: format!("{}/{}", destination.registry(), destination.repository()),
+        digest: manifest.digest().clone(),
+        media_type: manifest.media_type().to_string(),
+        size,
+        tags,
+        layers_uploaded: tally.uploaded.load(Ordering::Relaxed),
+        layers_skipped: tally.skipped.load(Ordering::Relaxed),
+        blobs_mounted: tally.mounted.load(Ordering::Relaxed),
+        bytes_uploaded: tally.bytes.load(Ordering::Relaxed),
+        read_source,
+        notes,
+        requests: counters.snapshot(),
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+}
 
+/// What one pass of a push achieved: the manifest, stored and tagged.
+struct Pushed {
+    manifest: Manifest,
+    size: u64,
+    notes: Vec<String>,
+    tags: Vec<TagEntry>,
+    read_source: bool,
+}
+
+/// One pass of a push, from the tag lookups to the last tag.
+///
+/// Why a failed pass is run again whole: a layer's upload is a streamed request made of the
+/// export as it is read, and the export cannot be rewound, so an upload cut short (a reset, a
+/// 5xx answer to the stream, a token that expired under it) can only be redone by reading the
+/// image again. What the failed pass stored is not sent twice: each layer it committed is in
+/// the push cache under its `diff_id`, and the next pass finds it by `HEAD` and skips it. No tag
+/// is set before every blob is in, so a failed pass leaves the tags as they were.
+async fn push_once(
+    dst: &Repository,
+    source: &ImageSource,
+    options: &PushOptions,
+    tally: &Tally,
+) -> Result<Pushed> {
     let heads = try_join_all(options.tags.iter().map(|tag| dst.head_manifest(tag)));
     let (current, ready, read_source) = match source {
         ImageSource::Daemon { name } => {
@@ -188,7 +265,7 @@ pub async fn push(
             let current = tag_digests(heads);
             let image_key = image_key(&inspect);
             let cached =
-                reuse_cached(&dst, &options.cache, &image_key, &options.tags, &current).await?;
+                reuse_cached(dst, &options.cache, &image_key, &options.tags, &current).await?;
             match (cached, export) {
                 (Some(reused), _) => {
                     for layer in reused.mounted {
@@ -197,7 +274,7 @@ pub async fn push(
                     (current, reused.ready, false)
                 }
                 (None, export) => {
-                    let sessions = sessions_ahead(&dst, &inspect, options);
+                    let sessions = sessions_ahead(dst, &inspect, options);
                     let export = export.unwrap_or_else(|| {
                         let (engine, name) = (engine.clone(), name.clone());
                         tokio::task::spawn_blocking(move || engine.export(&name))
@@ -208,7 +285,7 @@ pub async fn push(
                     let from = ArchiveOrigin::Engine {
                         wanted: name.as_str(),
                     };
-                    let ready = push_archive(reader, &dst, options, &tally, from, sessions).await?;
+                    let ready = push_archive(reader, dst, options, tally, from, sessions).await?;
                     options.cache.set_image(
                         image_key,
                         cache::CachedImage {
@@ -229,14 +306,13 @@ pub async fn push(
                 ))
             })?;
             let current = tag_digests(heads.await?);
-            let ready =
-                push_archive(file, &dst, options, &tally, ArchiveOrigin::File, None).await?;
+            let ready = push_archive(file, dst, options, tally, ArchiveOrigin::File, None).await?;
             (current, ready, true)
         }
         ImageSource::OciLayout { dir, tag } => {
             let current = tag_digests(heads.await?);
             let manifest = layout::select(dir, tag.as_deref()).await?;
-            layout::push_contents(dir, &manifest, &dst, &tally, &options.progress).await?;
+            layout::push_contents(dir, &manifest, dst, tally, &options.progress).await?;
             (current, Ready::of(manifest), true)
         }
     };
@@ -260,28 +336,19 @@ pub async fn push(
     options.cache.save();
 
     let tags = set_tags(
-        &dst,
+        dst,
         &manifest,
         &options.tags,
         current,
         options.immutable_tags.as_ref(),
     )
     .await?;
-    Ok(PushReport {
-        source: source.display(),
-        destination: format!("{}/{}", destination.registry(), destination.repository()),
-        digest: manifest.digest().clone(),
-        media_type: manifest.media_type().to_string(),
+    Ok(Pushed {
+        manifest,
         size,
-        tags,
-        layers_uploaded: tally.uploaded.load(Ordering::Relaxed),
-        layers_skipped: tally.skipped.load(Ordering::Relaxed),
-        blobs_mounted: tally.mounted.load(Ordering::Relaxed),
-        bytes_uploaded: tally.bytes.load(Ordering::Relaxed),
-        read_source,
         notes,
-        requests: counters.snapshot(),
-        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        tags,
+        read_source,
     })
 }
 
