@@ -50,6 +50,8 @@ impl DockerEngine {
             .write_all(head.as_bytes())
             .map_err(|e| failure(e, &request))?;
         let (status, framing) = read_head(&mut reader).map_err(|e| failure(e, &request))?;
+        // The Engine answers once it has written the whole image out: the wait is its work.
+        tracing::debug!(status, "the Engine's export began");
         let body = Body {
             inner: reader,
             framing,

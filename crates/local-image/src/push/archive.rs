@@ -264,6 +264,7 @@ impl Layer<'_> {
         if let Some((progress, id)) = &shown {
             progress.blob_started(id, size);
         }
+        tracing::debug!(%path, size, "reading a layer");
         let mut counted = Counted {
             inner: reader,
             shown: shown.as_ref().map(|(p, id)| (*p, id)),
@@ -296,6 +297,7 @@ impl Layer<'_> {
                 if let Some((progress, id)) = &shown {
                     progress.blob_finished(id, size, BlobOutcome::Uploaded);
                 }
+                tracing::debug!(%path, sent = streamed.size, "layer read; its upload goes on");
                 let layer = Finished {
                     size: streamed.size,
                     media_type: already

@@ -368,7 +368,9 @@ fn sessions_ahead(
         })
         .count();
     let count = unknown.min(upload::UPLOADS_IN_FLIGHT);
-    (count > 0).then(|| sessions::Sessions::open(dst, count))
+    // A classic store's image ID is its config's digest.
+    let config = Some(inspect.id.clone());
+    (count > 0).then(|| sessions::Sessions::open(dst, count, config))
 }
 
 fn tag_digests(

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::Result;
 use ferry_registry::client::Repository;
+use ferry_registry::digest::Digest;
 
 pub(crate) struct Sessions {
     dst: Repository,
@@ -23,9 +24,19 @@ pub(crate) struct Sessions {
 }
 
 impl Sessions {
-    /// Starts opening `count` sessions at `dst` in the background.
-    pub fn open(dst: &Repository, count: usize) -> Sessions {
+    /// Starts opening `count` sessions at `dst` in the background, and beside them asks whether
+    /// `config` (the image's config blob, if known) is there.
+    ///
+    /// Why the extra request: it warms one more connection than there are sessions. The config
+    /// goes up while the layers stream, and without a connection of its own it takes the idle
+    /// one a later layer's upload was to use, which then waits for a new handshake (two round
+    /// trips, measured at 70 ms on the last layer's critical path).
+    pub fn open(dst: &Repository, count: usize, config: Option<Digest>) -> Sessions {
         let handle = Handle::current();
+        if let Some(config) = config {
+            let dst = dst.clone();
+            handle.spawn(async move { dst.head_blob(&config).await });
+        }
         let opening = (0..count)
             .map(|_| {
                 let dst = dst.clone();

@@ -116,6 +116,7 @@ impl<'a> Uploads<'a> {
                 None => dst.start_upload().await?,
             };
             let location = dst.patch_upload(location, body).await?;
+            tracing::debug!("layer sent; committing it");
             // No digest: reading the layer failed, and that error is reported; the partial
             // upload is never committed.
             let Ok(pending) = digest_rx.await else {
@@ -126,6 +127,7 @@ impl<'a> Uploads<'a> {
                 .map_err(|e| Error::Other(format!("the hashing task failed: {e}")))?
                 .map_err(|e| Error::Other(format!("hashing a layer: {e}")))?;
             dst.commit_upload(location, &digest).await?;
+            tracing::debug!(%digest, "layer stored");
             Ok(Some(digest))
         });
         Feed {
