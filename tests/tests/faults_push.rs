@@ -29,6 +29,7 @@ fn options(cache: &std::path::Path) -> PushOptions {
         engine: None,
         inspected: None,
         progress: None,
+        export_ahead: Default::default(),
     }
 }
 

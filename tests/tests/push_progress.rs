@@ -67,6 +67,7 @@ fn options(cache: &Arc<PushCache>, progress: &Arc<Recorded>) -> PushOptions {
         engine: None,
         inspected: None,
         progress: Some(progress.clone() as Arc<dyn Progress>),
+        export_ahead: Default::default(),
     }
 }
 

@@ -201,6 +201,7 @@ async fn a_push_reads_the_whole_export_ahead_of_slow_uploads() {
         engine: None,
         inspected: None,
         progress: Some(recorder.clone() as Arc<dyn Progress>),
+        export_ahead: Default::default(),
     };
     let destination = Reference::parse(&format!("{}/spooled/app", registry.host())).unwrap();
     registry.proxy().reset_max_open();

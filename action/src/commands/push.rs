@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ferry_local_image::docker::DockerEngine;
-use ferry_local_image::push::{Compression, PushCache, PushOptions, push};
+use ferry_local_image::push::{Compression, ExportAhead, PushCache, PushOptions, push};
 use ferry_local_image::source::ImageSource;
 use ferry_registry::Reference;
 use ferry_registry::copy::Progress;
@@ -140,6 +140,16 @@ pub async fn execute(
         _ => (None, None),
     };
 
+    // The Engine writes the whole image out before its first byte: it starts now, beside the
+    // registry's preparation (an ECR repository to create) instead of after it.
+    let cache = Arc::new(PushCache::open_default());
+    let export_ahead = match (&source, &engine, &inspected) {
+        (ImageSource::Daemon { name }, Some(engine), Some(inspect)) => {
+            ExportAhead::start(engine, name, inspect, &cache, compression)
+        }
+        _ => ExportAhead::default(),
+    };
+
     // An ECR registry gets its repository created; any other is pushed to as it is.
     let target =
         super::destination(args.registry.as_deref(), &args.registry_args, observer).await?;
@@ -162,10 +172,11 @@ pub async fn execute(
         compression,
         tags: tags.clone(),
         immutable_tags: prepared.immutable_tags(),
-        cache: Arc::new(PushCache::open_default()),
+        cache,
         engine,
         inspected,
         progress,
+        export_ahead,
     };
     let report = push(&client, &source, &destination, &options).await?;
     let repository_uri = format!("{host}/{repository}");

@@ -46,7 +46,7 @@ use serde::Serialize;
 pub use cache::PushCache;
 pub use compress::Compression;
 
-use crate::docker::{DockerEngine, ImageInspect};
+use crate::docker::{DockerEngine, DockerError, ExportReader, ImageInspect};
 use crate::error::{Error, Result};
 use crate::source::ImageSource;
 use ferry_registry::client::{Client, Repository, RequestCounters, RequestCounts};
@@ -67,6 +67,45 @@ pub struct PushOptions {
     pub inspected: Option<crate::docker::ImageInspect>,
     /// Live progress: what the source is doing, each layer as it is read.
     pub progress: Option<Arc<dyn Progress>>,
+    /// An export of the image started ahead by the caller ([`ExportAhead::start`]).
+    pub export_ahead: ExportAhead,
+}
+
+type ExportTask = tokio::task::JoinHandle<std::result::Result<ExportReader, DockerError>>;
+
+/// An export of the Docker Engine started before the push itself, while the caller prepares
+/// the registry (an ECR repository to create, AWS credentials to fetch: a few hundred ms on real
+/// AWS), so that the Engine's own preparation (about half a second per 100 MiB, before its
+/// first byte) overlaps them. Dropped unused, it closes the connection and the Engine stops.
+#[derive(Default)]
+pub struct ExportAhead(std::sync::Mutex<Option<ExportTask>>);
+
+impl ExportAhead {
+    /// Starts exporting `name` now, unless `cache` shows the image pushed before: then the push
+    /// may need no export at all, and decides itself.
+    pub fn start(
+        engine: &DockerEngine,
+        name: &str,
+        inspect: &ImageInspect,
+        cache: &PushCache,
+        compression: Compression,
+    ) -> ExportAhead {
+        if cache.image(&image_key(inspect, compression)).is_some() {
+            return ExportAhead::default();
+        }
+        let (engine, name) = (engine.clone(), name.to_string());
+        let task = tokio::task::spawn_blocking(move || engine.export(&name));
+        ExportAhead(std::sync::Mutex::new(Some(task)))
+    }
+
+    fn take(&self) -> Option<ExportTask> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// The push cache's key for an image pushed with `compression`.
+fn image_key(inspect: &ImageInspect, compression: Compression) -> String {
+    format!("{}|{}", inspect.id, compression.as_str())
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -230,14 +269,21 @@ async fn push_once(
             // and the Engine writes the whole image out before its first byte (~0.5 s for
             // 100 MiB): so the export starts as soon as the inspect names the image, alongside
             // the tag lookups and the connection to the registry.
-            let image_key =
-                |inspect: &ImageInspect| format!("{}|{}", inspect.id, options.compression.as_str());
             let start_export = |inspect: &ImageInspect| {
-                if options.cache.image(&image_key(inspect)).is_some() {
+                let ahead = options.export_ahead.take();
+                if ahead.is_none()
+                    && options
+                        .cache
+                        .image(&image_key(inspect, options.compression))
+                        .is_some()
+                {
                     return None;
                 }
                 if let Some(progress) = &options.progress {
                     progress.phase(&format!("the Docker Engine is exporting {name}…"));
+                }
+                if ahead.is_some() {
+                    return ahead;
                 }
                 // Read on a blocking thread, straight off the socket.
                 let (engine, name) = (engine.clone(), name.clone());
@@ -263,7 +309,7 @@ async fn push_once(
                 }
             };
             let current = tag_digests(heads);
-            let image_key = image_key(&inspect);
+            let image_key = image_key(&inspect, options.compression);
             let cached =
                 reuse_cached(dst, &options.cache, &image_key, &options.tags, &current).await?;
             match (cached, export) {
