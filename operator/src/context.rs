@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store, store::Writer};
 
 use crate::engine::Engine;
 use crate::metrics::Metrics;
@@ -24,6 +26,11 @@ pub struct Context {
     pub engine: Engine,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// The Secrets the controller watches (docker configs only; see `controller::run`), so a
+    /// reconcile reads its credentials from memory instead of with a GET each time.
+    pub secrets: Store<Secret>,
+    /// The writing side of [`Self::secrets`], for the watch that fills it.
+    pub secrets_writer: Mutex<Option<Writer<Secret>>>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -33,11 +40,14 @@ impl Context {
             controller: MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
         };
+        let (secrets, writer) = reflector::store();
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             engine,
             metrics,
+            secrets,
+            secrets_writer: Mutex::new(Some(writer)),
             failures: Mutex::new(HashMap::new()),
         }
     }

@@ -18,15 +18,15 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Config, Controller, Error as ControllerError};
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::conditions::{self, Verdict};
 use crate::context::{Context, MANAGER, backoff, jittered};
 use crate::crd::{EcrImageMirror, MirrorStatus, SYNC_REQUEST_ANNOTATION, tag_summary};
-use crate::credentials::{SourceSecret, read_secret};
+use crate::credentials::{SourceSecret, keep_what_matters, read_secret};
 use crate::error::{Error, Result};
 
 /// Reconciles one mirror.
@@ -109,9 +109,15 @@ impl<'a> Reconcile<'a> {
             return self.invalid(error.to_string()).await;
         }
         let secret = match &spec.source.credentials_secret_ref {
-            Some(secret) => {
-                Some(read_secret(&self.ctx.client, &self.namespace, &secret.name).await)
-            }
+            Some(secret) => Some(
+                read_secret(
+                    &self.ctx.client,
+                    &self.ctx.secrets,
+                    &self.namespace,
+                    &secret.name,
+                )
+                .await,
+            ),
             None => None,
         };
         let secret_version = match &secret {
@@ -431,10 +437,20 @@ pub async fn run(
         namespace.clone(),
         stop.clone(),
     ));
+    // The Secrets' watch fills the store reconciles read credentials from, and triggers the
+    // mirrors of a Secret that changed.
+    let writer = ctx
+        .secrets_writer
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or_else(|| reflector::store().1);
+    let secret_changes = watcher(secrets, watcher::Config::default())
+        .modify(keep_what_matters)
+        .reflect(writer)
+        .touched_objects();
     controller
-        .watches(secrets, watcher::Config::default(), move |secret| {
-            mirrors_using(&store, &secret)
-        })
+        .watches_stream(secret_changes, move |secret| mirrors_using(&store, &secret))
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

@@ -141,13 +141,7 @@ impl ApiServerVerifier {
             send.send_response(json_response(StatusCode::NOT_FOUND, &status));
             return;
         };
-        use base64::Engine as _;
-        let encoded = base64::engine::general_purpose::STANDARD.encode(config.to_string());
-        let secret = json!({
-            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
-            "metadata": {"name": name, "namespace": NAMESPACE, "resourceVersion": "7"},
-            "data": {".dockerconfigjson": encoded},
-        });
+        let secret = docker_config_secret(name, &config, "7");
         send.send_response(json_response(StatusCode::OK, &secret));
     }
 
@@ -232,4 +226,28 @@ pub fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
         .as_array()?
         .iter()
         .find(|c| c["type"] == type_)
+}
+
+/// A `kubernetes.io/dockerconfigjson` Secret `name` holding `config`, at `version`.
+pub fn docker_config_secret(name: &str, config: &Value, version: &str) -> Value {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(config.to_string());
+    json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+        "metadata": {"name": name, "namespace": NAMESPACE, "resourceVersion": version},
+        "data": {".dockerconfigjson": encoded},
+    })
+}
+
+/// Puts Secret `name` holding `config` into the controller's watch of Secrets, as the watch
+/// does when the API server reports it created or changed.
+pub fn watched_secret(ctx: &Context, name: &str, config: &Value, version: &str) {
+    let secret: k8s_openapi::api::core::v1::Secret =
+        serde_json::from_value(docker_config_secret(name, config, version))
+            .expect("a Secret deserializes");
+    let mut writer = ctx.secrets_writer.lock().expect("the writer's lock");
+    writer
+        .as_mut()
+        .expect("the watch's writer, not taken by a running controller")
+        .apply_watcher_event(&kube::runtime::watcher::Event::Apply(secret));
 }

@@ -392,14 +392,16 @@ async fn secret_credentials_reach_a_basic_auth_source_and_a_missing_secret_is_a_
     assert_eq!(event["reason"], "CredentialsUnavailable");
     let _ = error_policy(Arc::new(mirror.clone()), &error, ctx.clone());
 
-    // The Secret appears (its watch triggers the mirror): its credentials open the source.
+    // The Secret appears: its watch holds it and triggers the mirror, whose reconcile reads
+    // it from there (no GET: the next request the API sees is the status apply), and its
+    // credentials open the source.
     let auth = {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode("alice:s3cret")
     };
     let config = json!({"auths": {src.host(): {"auth": auth}}});
+    fixtures::watched_secret(&ctx, "src-pull", &config, "7");
     let task = tokio::spawn(reconcile(with_status(&mirror, &status), ctx.clone()));
-    api.secret("src-pull", Some(config)).await;
     let status = api.status_apply(&mirror).await;
     let event = api.event().await;
     task.await.unwrap().unwrap();
