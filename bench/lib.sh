@@ -160,6 +160,13 @@ bench_req_settled() {
   echo "$b"
 }
 
+# Requests between two snapshots of bench_req_snapshot/bench_req_settled ($1 before, $2 after),
+# all registries together.
+bench_req_total() { # $1 before, $2 after
+  local sum='{ s = 0; for (i = 1; i <= NF; i++) s += $i; print s }'
+  echo $(($(awk "$sum" <<<"$2") - $(awk "$sum" <<<"$1")))
+}
+
 # Runs CMD (a string, eval'd) when the script exits, before registries stop and the work dir goes.
 bench_on_cleanup() { BENCH_CLEANUP_HOOKS+=("$1"); }
 

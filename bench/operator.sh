@@ -128,8 +128,7 @@ bench_on_cleanup "kill -TERM $OP_PID 2>/dev/null; wait $OP_PID 2>/dev/null"
 bench_log "first reconcile of $MIRRORS mirrors (destinations already current)…"
 wall=$(wait_all tagSummary "$TAGS/$TAGS synced" "$started")
 after=$(bench_req_settled)
-reqs=$(($(awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; print s }' <<<"$after") -
-  $(awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; print s }' <<<"$before")))
+reqs=$(bench_req_total "$before" "$after")
 row "operator first pass" "$wall" "$reqs" "$(($(manifest_gets) - gets0))" "$(peak_rss_kb)"
 
 mark=$(date +%s%N)
@@ -141,8 +140,7 @@ kubectl annotate eim --all "ferry.dev/sync-requested-at=$mark" --overwrite >/dev
 annotated=$(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
 wall=$(wait_all lastHandledSyncRequest "$mark" "$started")
 after=$(bench_req_settled)
-reqs=$(($(awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; print s }' <<<"$after") -
-  $(awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; print s }' <<<"$before")))
+reqs=$(bench_req_total "$before" "$after")
 resync_gets=$(($(manifest_gets) - gets0))
 row "operator resync" "$wall" "$reqs" "$resync_gets" "$(peak_rss_kb)"
 resync_per_tag=$(per_tag "$reqs")

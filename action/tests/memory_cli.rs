@@ -52,7 +52,7 @@ async fn copying_a_1_gib_layer_stays_under_64_mb() {
     // Seeded by the release `ferry-testkit` of the same build: a debug build takes minutes to
     // make and compress 1 GiB of random data.
     let ferry_bin = common::action_runner::release_ferry();
-    let testkit = std::path::Path::new(&ferry_bin).with_file_name("ferry-testkit");
+    let testkit = ferry_testkit::cli::release_binary("ferry-testkit").unwrap();
     let seeded = Command::new(&testkit)
         .args([
             "seed",

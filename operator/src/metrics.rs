@@ -31,15 +31,8 @@ pub struct Metrics {
     token_refreshes: Family<Labels, Counter>,
     /// Each mirror's tag counts by state, so the `tags` gauge is a sum over mirrors that a
     /// resync replaces rather than adds to.
-    per_mirror: Mutex<HashMap<String, [i64; 4]>>,
+    per_mirror: Mutex<HashMap<String, [i64; TagState::ALL.len()]>>,
 }
-
-const STATES: [(TagState, &str); 4] = [
-    (TagState::Synced, "synced"),
-    (TagState::Failed, "failed"),
-    (TagState::Pending, "pending"),
-    (TagState::Skipped, "skipped"),
-];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -114,9 +107,9 @@ impl Metrics {
 
     /// Records the tag states of mirror `key` after a sync.
     pub fn tag_states(&self, key: &str, status: &EcrImageMirrorStatus) {
-        let mut counts = [0i64; 4];
+        let mut counts = [0i64; TagState::ALL.len()];
         for tag in status.tags.iter().chain(&status.manifest_lists) {
-            if let Some(i) = STATES.iter().position(|(s, _)| *s == tag.state) {
+            if let Some(i) = TagState::ALL.iter().position(|s| *s == tag.state) {
                 counts[i] += 1;
             }
         }
@@ -139,11 +132,11 @@ impl Metrics {
         self.set_tag_totals(&per_mirror);
     }
 
-    fn set_tag_totals(&self, per_mirror: &HashMap<String, [i64; 4]>) {
-        for (i, (_, name)) in STATES.iter().enumerate() {
+    fn set_tag_totals(&self, per_mirror: &HashMap<String, [i64; TagState::ALL.len()]>) {
+        for (i, state) in TagState::ALL.iter().enumerate() {
             let total: i64 = per_mirror.values().map(|c| c[i]).sum();
             self.tags
-                .get_or_create(&vec![("state", name.to_string())])
+                .get_or_create(&vec![("state", state.as_str().to_string())])
                 .set(total);
         }
     }

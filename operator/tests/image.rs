@@ -39,12 +39,7 @@ fn root() -> PathBuf {
 
 /// `scripts/build-release.sh` (already built by `scripts/test.sh`), then `operator/image.sh`.
 fn build_image() {
-    let build = root().join("scripts/build-release.sh");
-    let ferry = checked(
-        "scripts/build-release.sh",
-        Command::new("bash").arg(&build).output().unwrap(),
-    );
-    let binary = Path::new(ferry.trim()).with_file_name("ferry-operator");
+    let binary = ferry_testkit::cli::release_binary("ferry-operator").unwrap();
     checked(
         "operator/image.sh",
         Command::new("bash")

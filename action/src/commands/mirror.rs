@@ -310,13 +310,7 @@ fn progress(outcome: &SyncOutcome) -> String {
         .iter()
         .chain(&outcome.status.manifest_lists)
     {
-        let state = match tag.state {
-            TagState::Synced => "synced",
-            TagState::Failed => "failed",
-            TagState::Pending => "pending",
-            TagState::Skipped => "skipped",
-        };
-        *counts.entry(state).or_default() += 1;
+        *counts.entry(tag.state.as_str()).or_default() += 1;
     }
     if counts.is_empty() {
         return "no tag chosen".into();

@@ -54,15 +54,10 @@ pub async fn action_image() -> &'static str {
 /// The static release `ferry` of `scripts/build-release.sh`: the one build the demo, the
 /// benchmarks and `scripts/test.sh` share (built before the tests run, so this is quick).
 pub fn release_ferry() -> String {
-    let build = workspace_root().join("scripts/build-release.sh");
-    let out = Command::new("bash").arg(&build).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{} failed:\n{}",
-        build.display(),
-        text(&out.stderr)
-    );
-    text(&out.stdout).trim().to_string()
+    ferry_testkit::cli::release_binary("ferry")
+        .unwrap()
+        .display()
+        .to_string()
 }
 
 pub fn require_docker() {

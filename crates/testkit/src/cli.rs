@@ -52,3 +52,30 @@ pub fn json(out: &Output) -> serde_json::Value {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// The workspace's root directory.
+pub fn workspace_root() -> std::path::PathBuf {
+    // This crate lives in crates/testkit.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap_or_else(|| Path::new("."))
+        .to_path_buf()
+}
+
+/// The path of release binary `name` (`ferry`, `ferry-operator`, `ferry-testkit`) of the
+/// workspace, built by `scripts/build-release.sh` — the static binaries users run — if it is
+/// not up to date (in CI, `scripts/test.sh` has built them already; then this is a no-op).
+pub fn release_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let build = workspace_root().join("scripts/build-release.sh");
+    let out = Command::new("bash").arg(&build).output()?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "{} failed:\n{}",
+            build.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let ferry = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Ok(Path::new(&ferry).with_file_name(name))
+}

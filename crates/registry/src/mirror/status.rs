@@ -90,6 +90,26 @@ pub enum TagState {
     Skipped,
 }
 
+impl TagState {
+    /// Every state, in the order tables and metrics list them.
+    pub const ALL: [TagState; 4] = [
+        TagState::Synced,
+        TagState::Failed,
+        TagState::Pending,
+        TagState::Skipped,
+    ];
+
+    /// The lower-case name progress lines and metric labels use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TagState::Synced => "synced",
+            TagState::Failed => "failed",
+            TagState::Pending => "pending",
+            TagState::Skipped => "skipped",
+        }
+    }
+}
+
 impl EcrImageMirrorStatus {
     /// The last status recorded for `tag`.
     pub fn tag(&self, tag: &str) -> Option<&TagStatus> {
