@@ -39,6 +39,22 @@ fn peak_rss_kb(mut child: Child) -> (std::process::ExitStatus, u64) {
     }
 }
 
+/// Runs `cmd` (a `ferry` command moving a 1 GiB layer) to its end and asserts it succeeded
+/// with a peak RSS under [`LIMIT_KB`].
+async fn assert_runs_under_the_limit(mut cmd: Command) {
+    let what = format!("{cmd:?}");
+    let child = cmd.stdout(std::process::Stdio::null()).spawn().unwrap();
+    let (status, peak) = tokio::task::spawn_blocking(move || peak_rss_kb(child))
+        .await
+        .unwrap();
+    assert!(status.success(), "{what} failed: {status:?}");
+    assert!(peak > 0, "no reading of /proc");
+    assert!(
+        peak < LIMIT_KB,
+        "{what} (a 1 GiB layer) peaked at {peak} kB of RSS"
+    );
+}
+
 fn ferry(binary: &str, home: &std::path::Path, args: &[&str]) -> Command {
     let mut cmd = cli::command(binary, home, None);
     cmd.args(args);
@@ -86,18 +102,7 @@ async fn copying_a_1_gib_layer_stays_under_64_mb() {
         format!("{}/big:v1", dst.host()),
     );
     // The default path: the layer is large enough for parallel ranges.
-    let child = ferry(&ferry_bin, home.path(), &["copy", &from, &to])
-        .spawn()
-        .unwrap();
-    let (status, peak) = tokio::task::spawn_blocking(move || peak_rss_kb(child))
-        .await
-        .unwrap();
-    assert!(status.success(), "ferry copy failed: {status:?}");
-    assert!(peak > 0, "no reading of /proc");
-    assert!(
-        peak < LIMIT_KB,
-        "ferry copy of a 1 GiB layer peaked at {peak} kB of RSS"
-    );
+    assert_runs_under_the_limit(ferry(&ferry_bin, home.path(), &["copy", &from, &to])).await;
     let raw = skopeo::inspect_raw(&to, None).await.unwrap();
     assert_eq!(ferry_testkit::sha256_digest(&raw), digest);
 }
@@ -131,19 +136,7 @@ async fn pushing_a_1_gib_layer_stays_under_64_mb() {
         "v1",
         "--json",
     ];
-    let child = ferry(&ferry_bin, home.path(), &args)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (status, peak) = tokio::task::spawn_blocking(move || peak_rss_kb(child))
-        .await
-        .unwrap();
-    assert!(status.success(), "ferry push failed: {status:?}");
-    assert!(peak > 0, "no reading of /proc");
-    assert!(
-        peak < LIMIT_KB,
-        "ferry push of a 1 GiB layer peaked at {peak} kB of RSS"
-    );
+    assert_runs_under_the_limit(ferry(&ferry_bin, home.path(), &args)).await;
 
     // What went up is the layer: gzip that decompresses to the diff_id's bytes.
     let raw = skopeo::inspect_raw(&format!("{}/big:v1", dst.host()), None)
