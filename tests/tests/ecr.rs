@@ -92,6 +92,27 @@ async fn a_rotated_token_is_refreshed_once_on_401() {
     assert_eq!(stand_in.token_requests(), 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_first_requests_at_once_share_one_login() {
+    // Every first request is challenged, having carried no credentials; only a refusal of
+    // credentials we sent may drop them, or the later challenges throw away the login the
+    // first one fetched and each fetches another.
+    let stand_in = EcrStandIn::start().await.unwrap();
+    let ecr = ecr_with_repository(&stand_in, "app").await;
+    let credentials = Arc::new(EcrCredentials::new(ecr));
+    let client = ecr_client(&stand_in.registry_url(), credentials.clone());
+    let repository = client.repository(&reference(&format!("{}/app", stand_in.ecr_host())));
+    let heads = (0..8).map(|i| {
+        let repository = repository.clone();
+        async move { repository.head_manifest(&format!("t{i}")).await }
+    });
+    for head in futures::future::join_all(heads).await {
+        assert!(head.unwrap().is_none(), "no tag was pushed");
+    }
+    assert_eq!(credentials.fetches(), 1, "one login for the first requests");
+    assert_eq!(stand_in.token_requests(), 1);
+}
+
 #[tokio::test]
 async fn immutable_repository_same_digest_is_unchanged_and_a_move_is_refused() {
     let stand_in = EcrStandIn::start().await.unwrap();

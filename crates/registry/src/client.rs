@@ -433,6 +433,7 @@ impl Repository {
             for (name, value) in &request.headers {
                 builder = builder.header(name, value);
             }
+            let sent_at = auth.is_some().then_some(generation);
             if let Some(auth) = auth {
                 builder = builder.header(reqwest::header::AUTHORIZATION, auth);
             }
@@ -500,7 +501,7 @@ impl Repository {
                         &request.scopes,
                         challenge.as_deref(),
                         &request.info(),
-                        generation,
+                        sent_at,
                     )
                     .await?;
                 reauthenticated = true;

@@ -110,9 +110,10 @@ impl Authorizer {
         }
     }
 
-    /// Handles a `401` to a request sent at credential generation `sent_at`: learns the scheme
-    /// from the challenge, drops whatever was rejected (unless a concurrent request already did)
-    /// and returns the header to retry with once.
+    /// Handles a `401` to a request whose authorization was read at credential generation
+    /// `sent_at` (`None`: it carried none): learns the scheme from the challenge, drops whatever
+    /// was rejected (unless a concurrent request already did) and returns the header to retry
+    /// with once.
     pub async fn challenged(
         &self,
         registry: &str,
@@ -120,7 +121,7 @@ impl Authorizer {
         scopes: &[Scope],
         www_authenticate: Option<&str>,
         request: &RequestInfo,
-        sent_at: u64,
+        sent_at: Option<u64>,
     ) -> Result<Option<String>> {
         let header = www_authenticate.ok_or_else(|| Error::Auth {
             registry: registry.to_string(),
@@ -157,7 +158,13 @@ impl Authorizer {
             .lock()
             .ok()
             .and_then(|mut map| map.insert(host.to_string(), scheme.clone()));
-        if previous.as_ref() == Some(&scheme) && self.bump_generation(host, sent_at) {
+        // A request that carried no authorization refused nothing we hold: several first
+        // requests at once are all challenged, and the later ones must not drop the login the
+        // first one just fetched.
+        if let Some(sent_at) = sent_at
+            && previous.as_ref() == Some(&scheme)
+            && self.bump_generation(host, sent_at)
+        {
             // We already authenticated this way and were refused: the credentials or the token
             // went stale (an ECR token rotated). Start over once with fresh ones.
             self.provider.invalidate(registry);
