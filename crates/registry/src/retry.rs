@@ -81,6 +81,50 @@ impl RetryPolicy {
     }
 }
 
+/// Restarts of a unit of work that streams a body and so cannot be retried request by request
+/// (a blob's transfer in a copy, a pass of a push): the unit is run again whole.
+///
+/// A 401 earns one restart without counting as an attempt: `send` cannot re-authenticate a
+/// streamed request, so a token that expired under it (ECR's, every 12 h) failed the unit, and
+/// the restart's first request gets the same 401 and fetches new credentials. A second refusal
+/// is real. Other failures restart as the policy allows.
+#[derive(Debug, Clone)]
+pub struct Restarts {
+    policy: RetryPolicy,
+    attempt: u32,
+    refused: bool,
+}
+
+impl Restarts {
+    pub fn new(policy: RetryPolicy) -> Self {
+        Self {
+            policy,
+            attempt: 1,
+            refused: false,
+        }
+    }
+
+    /// How long to wait before running the unit again after it failed with `error`; `None`:
+    /// give up with that error.
+    pub fn after(&mut self, error: &Error) -> Option<Duration> {
+        if error.status() == Some(401) && !self.refused {
+            self.refused = true;
+            return Some(Duration::ZERO);
+        }
+        if error.is_retryable() && self.policy.should_retry(self.attempt) {
+            let delay = self.policy.delay(self.attempt, None);
+            self.attempt += 1;
+            return Some(delay);
+        }
+        None
+    }
+
+    /// The attempt about to run (1 for the first).
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+}
+
 /// `retrying in 0.4 s, attempt 2 of 5: <cause>`: what is logged (at info, so `-v` shows it)
 /// before attempt `next` of `max` after `delay`.
 pub fn retry_line(delay: Duration, next: u32, max: u32, cause: &dyn std::fmt::Display) -> String {
@@ -172,6 +216,43 @@ mod tests {
     use rand::rngs::StdRng;
 
     const SAMPLES: usize = 2_000;
+
+    fn answered(status: u16) -> Error {
+        Error::Registry {
+            request: crate::error::RequestInfo {
+                method: "PUT".into(),
+                url: "https://r.example/v2/app/blobs/uploads/1".into(),
+            },
+            status,
+            code: None,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn restarts_once_after_a_401_then_as_the_policy_allows() {
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            ..RetryPolicy::default()
+        };
+        let mut restarts = Restarts::new(policy.clone());
+        assert_eq!(restarts.after(&answered(401)), Some(Duration::ZERO));
+        assert_eq!(restarts.attempt(), 1, "a refusal is not an attempt");
+        assert_eq!(
+            restarts.after(&answered(401)),
+            None,
+            "a second refusal is real"
+        );
+
+        let mut restarts = Restarts::new(policy.clone());
+        for attempt in 1..3 {
+            let delay = restarts.after(&answered(503)).unwrap();
+            assert!(delay <= policy.backoff_cap(attempt));
+        }
+        assert_eq!(restarts.attempt(), 3);
+        assert_eq!(restarts.after(&answered(503)), None, "attempts spent");
+        assert_eq!(Restarts::new(policy).after(&answered(404)), None);
+    }
 
     #[test]
     fn defaults() {

@@ -154,8 +154,17 @@ pub(crate) fn push_layers(input: impl Read + Send, pass: Pass<'_>) -> Result<Col
             ArchiveEntry::Json { path, bytes } => {
                 if let Some(digest) = early_config(&path, &bytes) {
                     let (dst, config) = (dst.clone(), Bytes::from(bytes.clone()));
+                    let asked = sessions.and_then(|s| s.config_head(&digest));
                     let task = handle.spawn(async move {
-                        if dst.head_blob(&digest).await?.is_none() {
+                        // The HEAD `Sessions` sent to warm a connection answers this too.
+                        let present = match asked {
+                            Some(head) => match head.await {
+                                Ok(answer) => answer?,
+                                Err(_) => dst.head_blob(&digest).await?,
+                            },
+                            None => dst.head_blob(&digest).await?,
+                        };
+                        if present.is_none() {
                             dst.push_blob_bytes(&digest, config).await?;
                         }
                         Ok(())

@@ -54,6 +54,7 @@ use ferry_registry::copy::{ImmutableTags, Progress, TagEntry, TagOutcome};
 use ferry_registry::digest::Digest;
 use ferry_registry::manifest::Manifest;
 use ferry_registry::reference::Reference;
+use ferry_registry::retry::Restarts;
 
 pub struct PushOptions {
     pub compression: Compression,
@@ -90,17 +91,34 @@ impl ExportAhead {
         cache: &PushCache,
         compression: Compression,
     ) -> ExportAhead {
-        if cache.image(&image_key(inspect, compression)).is_some() {
-            return ExportAhead::default();
-        }
-        let (engine, name) = (engine.clone(), name.to_string());
-        let task = tokio::task::spawn_blocking(move || engine.export(&name));
-        ExportAhead(std::sync::Mutex::new(Some(task)))
+        ExportAhead(std::sync::Mutex::new(export_unless_cached(
+            engine,
+            name,
+            inspect,
+            cache,
+            compression,
+        )))
     }
 
     fn take(&self) -> Option<ExportTask> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
+}
+
+/// Starts the Engine's export of `name` on a blocking thread (read straight off the socket),
+/// unless `cache` shows the image pushed before: then the push may need no export at all.
+fn export_unless_cached(
+    engine: &DockerEngine,
+    name: &str,
+    inspect: &ImageInspect,
+    cache: &PushCache,
+    compression: Compression,
+) -> Option<ExportTask> {
+    if cache.image(&image_key(inspect, compression)).is_some() {
+        return None;
+    }
+    let (engine, name) = (engine.clone(), name.to_string());
+    Some(tokio::task::spawn_blocking(move || engine.export(&name)))
 }
 
 /// The push cache's key for an image pushed with `compression`.
@@ -182,28 +200,19 @@ pub async fn push(
     let dst = client
         .repository(destination)
         .with_counters(counters.clone());
-    let policy = client.retry_policy().clone();
-    let mut attempt = 1;
-    let mut refused = false;
+    let mut restarts = Restarts::new(client.retry_policy().clone());
     let (pushed, tally) = loop {
         let tally = Tally::default();
         let error = match push_once(&dst, source, options, &tally).await {
             Ok(pushed) => break (pushed, tally),
             Err(error) => error,
         };
-        let Some(registry) = error.registry() else {
+        // A layer's upload streams the export as it is read, and the export cannot be
+        // rewound: the pass is the unit that can run again (what it stored stays).
+        let Some(delay) = error.registry().and_then(|e| restarts.after(e)) else {
             return Err(error);
         };
-        // A 401 once: the streamed upload could not be re-authenticated, and the next pass's
-        // first request fetches new credentials. Otherwise what the retry policy allows.
-        if registry.status() == Some(401) && !refused {
-            refused = true;
-        } else if registry.is_retryable() && policy.should_retry(attempt) {
-            attempt += 1;
-        } else {
-            return Err(error);
-        }
-        let delay = policy.delay(attempt, None);
+        let attempt = restarts.attempt();
         tracing::warn!(%error, ?delay, attempt, "the push failed; pushing again");
         if let Some(progress) = &options.progress {
             progress.phase(&format!("{error}; pushing again (what is stored stays)…"));
@@ -270,24 +279,21 @@ async fn push_once(
             // 100 MiB): so the export starts as soon as the inspect names the image, alongside
             // the tag lookups and the connection to the registry.
             let start_export = |inspect: &ImageInspect| {
-                let ahead = options.export_ahead.take();
-                if ahead.is_none()
-                    && options
-                        .cache
-                        .image(&image_key(inspect, options.compression))
-                        .is_some()
+                let export = options.export_ahead.take().or_else(|| {
+                    export_unless_cached(
+                        &engine,
+                        name,
+                        inspect,
+                        &options.cache,
+                        options.compression,
+                    )
+                });
+                if export.is_some()
+                    && let Some(progress) = &options.progress
                 {
-                    return None;
-                }
-                if let Some(progress) = &options.progress {
                     progress.phase(&format!("the Docker Engine is exporting {name}…"));
                 }
-                if ahead.is_some() {
-                    return ahead;
-                }
-                // Read on a blocking thread, straight off the socket.
-                let (engine, name) = (engine.clone(), name.clone());
-                Some(tokio::task::spawn_blocking(move || engine.export(&name)))
+                export
             };
             // The Engine and the registry answer at the same time: a warm push is these two
             // round trips, so they overlap. A missing image is reported as soon as the Engine

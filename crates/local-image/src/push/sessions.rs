@@ -21,7 +21,12 @@ pub(crate) struct Sessions {
     dst: Repository,
     handle: Handle,
     opening: Mutex<Vec<JoinHandle<Result<url::Url>>>>,
+    /// The config's HEAD, for the upload of the config to take instead of asking again.
+    config: Mutex<Option<(Digest, ConfigHead)>>,
 }
+
+/// The size of the config blob at the destination, if it is there.
+pub(crate) type ConfigHead = JoinHandle<ferry_registry::Result<Option<u64>>>;
 
 impl Sessions {
     /// Starts opening `count` sessions at `dst` in the background, and beside them asks whether
@@ -30,13 +35,16 @@ impl Sessions {
     /// Why the extra request: it warms one more connection than there are sessions. The config
     /// goes up while the layers stream, and without a connection of its own it takes the idle
     /// one a later layer's upload was to use, which then waits for a new handshake (two round
-    /// trips, measured at 70 ms on the last layer's critical path).
+    /// trips, measured at 70 ms on the last layer's critical path). The config's upload takes
+    /// the answer ([`config_head`](Self::config_head)) rather than asking again.
     pub fn open(dst: &Repository, count: usize, config: Option<Digest>) -> Sessions {
         let handle = Handle::current();
-        if let Some(config) = config {
+        let config = config.map(|digest| {
             let dst = dst.clone();
-            handle.spawn(async move { dst.head_blob(&config).await });
-        }
+            let asked = digest.clone();
+            let head = handle.spawn(async move { dst.head_blob(&asked).await });
+            (digest, head)
+        });
         let opening = (0..count)
             .map(|_| {
                 let dst = dst.clone();
@@ -47,6 +55,19 @@ impl Sessions {
             dst: dst.clone(),
             handle,
             opening: Mutex::new(opening),
+            config: Mutex::new(config),
+        }
+    }
+
+    /// The HEAD of `config` sent by [`open`](Self::open), once, if it asked about that blob.
+    pub fn config_head(&self, config: &Digest) -> Option<ConfigHead> {
+        let mut slot = self.config.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.take() {
+            Some((digest, head)) if digest == *config => Some(head),
+            other => {
+                *slot = other;
+                None
+            }
         }
     }
 

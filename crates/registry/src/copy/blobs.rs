@@ -18,6 +18,7 @@ use crate::client::Repository;
 use crate::digest::Digest;
 use crate::endpoints::blobs::MountOutcome;
 use crate::error::{Error, Result};
+use crate::retry::Restarts;
 
 type Slot = Arc<OnceCell<BlobOutcome>>;
 
@@ -105,30 +106,20 @@ async fn move_blob(ctx: &Ctx<'_>, digest: &Digest, size: u64) -> Result<BlobOutc
         });
     }
 
-    let policy = ctx.dst.client().retry_policy().clone();
-    let mut attempt = 1;
-    let mut refused = false;
+    let mut restarts = Restarts::new(ctx.dst.client().retry_policy().clone());
     loop {
-        match transfer_once(ctx, digest, size, mount_from.as_deref()).await {
+        let error = match transfer_once(ctx, digest, size, mount_from.as_deref()).await {
             Ok(outcome) => return Ok(outcome),
-            // A streamed PUT cannot be replayed, so `send` cannot answer a 401 to it by
-            // re-authenticating as it does for other requests: a token that expired while the
-            // blob was in flight (ECR's, every 12 h) failed the attempt. The next attempt's first
-            // request gets the same 401 and fetches a new token. Once: a second refusal is real.
-            Err(error) if error.status() == Some(401) && !refused => {
-                tracing::warn!(%digest, %error, "blob upload refused; restarting it with new credentials");
-                refused = true;
-            }
-            Err(error) if error.is_retryable() && policy.should_retry(attempt) => {
-                let delay = policy.delay(attempt, None);
-                tracing::warn!(%digest, %error, ?delay, attempt, "blob transfer failed; restarting it");
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = ctx.stop.cancelled() => return Err(super::stopped()),
-                }
-                attempt += 1;
-            }
-            Err(error) => return Err(error),
+            Err(error) => error,
+        };
+        let Some(delay) = restarts.after(&error) else {
+            return Err(error);
+        };
+        let attempt = restarts.attempt();
+        tracing::warn!(%digest, %error, ?delay, attempt, "blob transfer failed; restarting it");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = ctx.stop.cancelled() => return Err(super::stopped()),
         }
     }
 }
