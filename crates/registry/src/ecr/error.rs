@@ -152,9 +152,26 @@ impl EcrError {
         EcrError::Transport {
             operation,
             target,
-            message: DisplayErrorContext(&err).to_string(),
+            message: causes(&err),
         }
     }
+}
+
+/// The error and its causes as `dispatch failure: io error: …: Connection refused (os error
+/// 111)`, each once. `DisplayErrorContext` says the same and then appends a Debug dump of the
+/// whole error, which a one-line error message does not need; a registry's answer that was not
+/// AWS's keeps it, since only that dump shows the status.
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(err);
+    while let Some(error) = current {
+        let text = error.to_string();
+        if !text.is_empty() && !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        current = error.source();
+    }
+    parts.join(": ")
 }
 
 /// `AccessDeniedException: User … is not authorized`; AWS sometimes sends no message.

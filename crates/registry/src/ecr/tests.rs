@@ -568,3 +568,28 @@ async fn bad_settings_fail_before_any_call() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_api_is_one_line_ending_in_its_cause() {
+    // A port nothing listens on: the SDK's dispatch failure, after its own retries.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let error = ecr_at(&url)
+        .await
+        .ensure_repository(
+            &registry(),
+            "app",
+            &RepositorySettings::default(),
+            EnsureMode::CreateIfMissing,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("app in 123456789012/us-east-1"), "{error}");
+    assert!(
+        error.ends_with("Connection refused (os error 111)"),
+        "{error}"
+    );
+    assert!(!error.contains("DispatchFailure"), "a Debug dump: {error}");
+}
